@@ -1,0 +1,48 @@
+# Two commands do everything (see README): `make train` and `make test`.
+# Both create, or reuse, a project-local virtual environment in .venv.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+NOTEBOOKS := $(wildcard notebooks/[0-9][0-9]_*.ipynb)
+
+.PHONY: setup train test unit notebooks execute-notebooks check-notebooks bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 10), "Python >= 3.10 is needed, this is " + sys.version.split()[0]'
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --disable-pip-version-check -q -e ".[test]"
+	@touch $(STAMP)
+
+## The main job: train the default small ViT on the embedded digits (no network needed).
+train: setup
+	$(PY) -m vit_tutorial train $(ARGS)
+
+## The whole test suite: unit tests, then every notebook through nbval in the fast smoke setting.
+test: setup
+	VIT_TUTORIAL_SMOKE=1 MPLBACKEND=Agg $(PY) -m pytest tests notebooks --nbval-lax --nbval-current-env -p no:cacheprovider $(ARGS)
+
+unit: setup
+	$(PY) -m pytest tests $(ARGS)
+
+notebooks: setup
+	VIT_TUTORIAL_SMOKE=1 $(PY) -m pytest notebooks --nbval-lax --nbval-current-env -p no:cacheprovider
+
+## Re-execute the notebooks in full (not smoke) and save them with their outputs, for committing.
+execute-notebooks: setup
+	for nb in $(NOTEBOOKS); do \
+	  $(VENV)/bin/jupyter nbconvert --to notebook --execute --inplace --ExecutePreprocessor.timeout=1800 $$nb || exit 1; \
+	done
+
+check-notebooks:
+	$(PYTHON) ../shared/tools/check_notebooks.py notebooks
+
+## Training throughput against timm and vit-pytorch (installs the [bench] extra).
+bench: setup
+	$(PY) -m pip install --disable-pip-version-check -q -e ".[test,bench]"
+	$(PY) benchmarks/throughput.py $(ARGS)
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

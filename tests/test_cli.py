@@ -1,0 +1,95 @@
+import json
+import urllib.error
+
+import pytest
+import torch
+
+from vit_tutorial import cli
+from vit_tutorial import data as D
+
+
+def run(capsys, *argv):
+    code = cli.main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_help(capsys):
+    with pytest.raises(SystemExit) as e:
+        cli.main(["train", "--help"])
+    assert e.value.code == 0
+    out = capsys.readouterr().out
+    for option in ("--dataset", "--preset", "--epochs", "--batch-size", "--lr", "--device", "--compile",
+                   "--amp", "--resume", "--seed", "--out"):
+        assert option in out
+
+
+@pytest.mark.parametrize("argv,match", [
+    (["--epochs", "0"], "expected a positive integer, got 0"),
+    (["--lr", "fast"], "expected a positive number, got 'fast'"),
+    (["--dataset", "imagenet"], "invalid choice: 'imagenet'"),
+    (["--amp", "fp8"], "invalid choice: 'fp8'"),
+])
+def test_bad_option_values_exit_with_usage_error(capsys, argv, match):
+    with pytest.raises(SystemExit) as e:
+        cli.main(["train", *argv])
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert match in err.strip().splitlines()[-1] and "Traceback" not in err
+
+
+def test_bad_device_is_one_line(capsys, tmp_path):
+    code, _, err = run(capsys, "train", "--device", "tpu", "--out", str(tmp_path / "r"), "--no-progress")
+    assert code == 1 and err.strip() == "error: unknown device 'tpu'; use auto, cpu, cuda, cuda:N or mps"
+
+
+def test_corrupt_checkpoint_is_one_line(capsys, tmp_path):
+    bad = tmp_path / "checkpoint.pt"
+    bad.write_bytes(b"garbage")
+    code, _, err = run(capsys, "train", "--resume", str(bad), "--no-progress")
+    assert code == 1 and len(err.strip().splitlines()) == 1 and "not a readable checkpoint" in err
+
+
+def test_cifar10_offline_is_one_line(capsys, tmp_path, monkeypatch):
+    import torchvision.datasets.utils as tvu
+
+    def offline(*a, **k):
+        raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
+
+    monkeypatch.setattr(D, "DOWNLOAD_DIR", tmp_path / "downloads")
+    monkeypatch.setattr(tvu, "download_and_extract_archive", offline)
+    code, _, err = run(capsys, "train", "--dataset", "cifar10", "--preset", "cifar10",
+                       "--out", str(tmp_path / "r"), "--no-progress")
+    assert code == 1 and len(err.strip().splitlines()) == 1
+    assert "could not be downloaded" in err and "cifar-10-python.tar.gz" in err
+
+
+def test_train_end_to_end_then_resume(capsys, tmp_path):
+    out = tmp_path / "run"
+    code, stdout, err = run(capsys, "train", "--epochs", "1", "--batch-size", "256", "--out", str(out),
+                            "--no-progress")
+    assert code == 0, err
+    assert "test accuracy" in stdout
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["epochs"] == 1 and metrics["device"] in ("cpu", "cuda", "mps")
+    assert 0 <= metrics["test_accuracy"] <= 1 and metrics["train_seconds"] > 0
+    assert metrics["config"]["dataset"] == "digits" and metrics["config"]["batch_size"] == 256
+    assert (out / "curves.png").stat().st_size > 1000
+
+    # the same folder again without --resume would overwrite the run: refused
+    code, _, err = run(capsys, "train", "--epochs", "1", "--out", str(out), "--no-progress")
+    assert code == 1 and "already holds a run" in err
+
+    # resume to 2 epochs: the checkpoint's settings come back, only --epochs changes
+    code, stdout, err = run(capsys, "train", "--resume", str(out / "checkpoint.pt"), "--epochs", "2",
+                            "--no-progress")
+    assert code == 0, err
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["epochs"] == 2 and metrics["config"]["batch_size"] == 256
+    state = torch.load(out / "checkpoint.pt", weights_only=True)
+    assert state["epoch"] == 2
+
+    # resuming with a different model is refused and loads nothing
+    code, _, err = run(capsys, "train", "--resume", str(out / "checkpoint.pt"), "--preset", "cifar10",
+                       "--no-progress")
+    assert code == 1 and "different model" in err

@@ -1,0 +1,124 @@
+import pickle
+import urllib.error
+
+import numpy as np
+import pytest
+import torch
+
+from vit_tutorial import data as D
+from vit_tutorial.data import DataUnavailableError, augment_batch, load_cifar10, load_dataset
+
+
+def test_embedded_digits_have_the_documented_split(digits):
+    assert digits.x_train.shape == (4000, 1, 28, 28) and digits.x_train.dtype == torch.uint8
+    assert digits.x_test.shape == (1000, 1, 28, 28)
+    assert torch.bincount(digits.y_train).tolist() == [400] * 10
+    assert torch.bincount(digits.y_test).tolist() == [100] * 10
+    # train and test hold different images
+    train = {bytes(x.numpy()) for x in digits.x_train}
+    assert not any(bytes(x.numpy()) in train for x in digits.x_test)
+    assert 0.1 < digits.mean[0] < 0.2 and 0.25 < digits.std[0] < 0.4
+
+
+def test_subset_keeps_splits(digits):
+    s = digits.subset(100, 50)
+    assert len(s.x_train) == 100 and len(s.y_test) == 50 and s.classes == digits.classes
+
+
+def test_missing_digits_file_says_how_to_restore(tmp_path):
+    with pytest.raises(DataUnavailableError, match="git checkout -- data/digits.npz"):
+        D.load_digits(tmp_path / "digits.npz")
+
+
+def test_unknown_dataset():
+    with pytest.raises(ValueError, match="unknown dataset 'mnist'; choose one of: digits, cifar10"):
+        load_dataset("mnist")
+
+
+def write_cifar_fixture(root, n_per_batch=6):
+    """A tiny CIFAR-10 in the real on-disk format (pickled dicts of uint8 rows)."""
+    folder = root / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        batch = {b"data": rng.integers(0, 256, (n_per_batch, 3072), dtype=np.uint8),
+                 b"labels": rng.integers(0, 10, n_per_batch).tolist(), b"batch_label": name.encode()}
+        with open(folder / name, "wb") as f:
+            pickle.dump(batch, f)
+    return folder
+
+
+def test_cifar10_reads_the_official_format(tmp_path):
+    folder = write_cifar_fixture(tmp_path)
+    ds = load_cifar10(tmp_path, download=False)
+    assert ds.x_train.shape == (30, 3, 32, 32) and ds.x_test.shape == (6, 3, 32, 32)
+    assert ds.classes[0] == "airplane" and ds.augment == "crop_flip"
+    with open(folder / "test_batch", "rb") as f:
+        raw = pickle.load(f)
+    # row layout is 1024 red, 1024 green, 1024 blue values, each image row by row
+    assert ds.x_test[0, 1, 0, :4].tolist() == raw[b"data"][0, 1024:1028].tolist()
+    assert ds.y_test.tolist() == raw[b"labels"]
+
+
+def test_cifar10_offline_gives_a_short_error_saying_where_to_put_files(tmp_path, monkeypatch):
+    import torchvision.datasets.utils as tvu
+
+    def offline(*args, **kwargs):
+        raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
+
+    monkeypatch.setattr(tvu, "download_and_extract_archive", offline)
+    with pytest.raises(DataUnavailableError) as info:
+        load_cifar10(tmp_path)
+    msg = str(info.value)
+    assert "could not be downloaded" in msg and "cifar-10-python.tar.gz" in msg and str(tmp_path) in msg
+    assert "\n" not in msg and info.value.__cause__ is None  # one line, no urllib traceback chained
+
+
+def test_cifar10_without_download_says_where_to_put_files(tmp_path):
+    with pytest.raises(DataUnavailableError, match="cifar-10-python.tar.gz"):
+        load_cifar10(tmp_path, download=False)
+
+
+def test_cifar10_refuses_a_batch_file_that_would_run_code(tmp_path):
+    folder = write_cifar_fixture(tmp_path)
+
+    class Evil:
+        def __reduce__(self):
+            return (print, ("pwned",))
+
+    with open(folder / "test_batch", "wb") as f:
+        pickle.dump({b"data": Evil(), b"labels": []}, f)
+    with pytest.raises(DataUnavailableError, match="refusing to load builtins.print"):
+        load_cifar10(tmp_path, download=False)
+
+
+@pytest.mark.parametrize("kind", ["shift", "crop_flip"])
+def test_augmentation_is_seeded_and_moves_pixels_only(kind):
+    x = torch.randint(0, 256, (16, 3, 8, 8), dtype=torch.uint8)
+    a = augment_batch(x, kind, torch.Generator().manual_seed(1))
+    b = augment_batch(x, kind, torch.Generator().manual_seed(1))
+    assert a.shape == x.shape and a.dtype == x.dtype and torch.equal(a, b)
+    assert not torch.equal(a, x)
+    # every output pixel is zero padding or a value from the same image
+    for i in range(len(x)):
+        assert set(a[i].unique().tolist()) <= set(x[i].unique().tolist()) | {0}
+
+
+def test_shift_by_known_offset():
+    x = torch.arange(16, dtype=torch.uint8).view(1, 1, 4, 4) + 1
+    gen = torch.Generator().manual_seed(0)
+    out = augment_batch(x, "shift", gen, max_shift=1)
+    # a shift by at most one pixel keeps the centre 2x2 block's values somewhere in the image
+    assert {6, 7, 10, 11} <= set(out.unique().tolist())
+    with pytest.raises(ValueError, match="unknown augmentation 'rotate'"):
+        augment_batch(x, "rotate")
+
+
+def test_sample_photos_are_rgb():
+    assert {"chelsea", "coffee", "astronaut"} <= set(D.photo_names())
+    img = D.sample_photo("chelsea")
+    assert img.dtype == np.uint8 and img.shape == (300, 451, 3)
+    # Chelsea is a ginger cat: red dominates green and blue on average
+    assert img[..., 0].mean() > img[..., 2].mean()
+    with pytest.raises(ValueError, match="no sample photo 'dog'; choose one of"):
+        D.sample_photo("dog")

@@ -1,0 +1,213 @@
+import dataclasses
+import math
+import os
+
+import pytest
+import torch
+
+from vit_tutorial import train as T
+from vit_tutorial.train import (CheckpointError, TrainConfig, TrainingDiverged, load_checkpoint, load_model,
+                                lr_at, save_checkpoint, train)
+
+
+def test_schedule_warms_up_then_decays_to_the_floor():
+    lrs = [lr_at(s, 100, 10, 1.0, 0.01) for s in range(100)]
+    assert lrs[0] == pytest.approx(0.1) and lrs[9] == pytest.approx(1.0)
+    assert lrs[10] == pytest.approx(1.0)
+    assert all(a >= b for a, b in zip(lrs[10:], lrs[11:]))
+    assert lr_at(55, 100, 10, 1.0, 0.01) == pytest.approx(0.505)  # half-way through the cosine
+    assert lr_at(100, 100, 10, 1.0, 0.01) == pytest.approx(0.01)
+
+
+def test_weight_decay_only_on_matrices():
+    from vit_tutorial import create_vit
+
+    model = create_vit("digits")
+    decay, no_decay = T.param_groups(model, 0.05)
+    names = {id(p): n for n, p in model.named_parameters()}
+    assert all(p.ndim >= 2 for p in decay["params"])
+    skipped = {names[id(p)] for p in no_decay["params"]}
+    assert {"cls_token", "mlp_head.bias", "transformer.norm.weight"} <= skipped
+
+
+def test_device_choice():
+    assert T.pick_device("cpu") == torch.device("cpu")
+    assert T.pick_device(None).type in ("cpu", "cuda", "mps")
+    with pytest.raises(ValueError, match="unknown device 'gpu'"):
+        T.pick_device("gpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="no CUDA GPU is visible"):
+            T.pick_device("cuda")
+
+
+def test_mixed_precision_choice_on_cpu():
+    cpu = torch.device("cpu")
+    assert T.resolve_amp("auto", cpu) is None and T.resolve_amp("off", cpu) is None
+    with pytest.raises(ValueError, match="fp16 autocast is for GPUs"):
+        T.resolve_amp("fp16", cpu)
+    if T.cpu_supports_bf16():
+        assert T.resolve_amp("bf16", cpu) == torch.bfloat16
+    else:
+        with pytest.raises(ValueError, match="no native bf16"):
+            T.resolve_amp("bf16", cpu)
+
+
+@pytest.mark.parametrize("change,match", [
+    (dict(epochs=0), "epochs must be a positive integer, got 0"),
+    (dict(batch_size=2.5), "batch_size must be a positive integer"),
+    (dict(lr=-1.0), "lr must be a positive number, got -1.0"),
+    (dict(lr=float("nan")), "lr must be a positive number"),
+    (dict(label_smoothing=1.0), r"label_smoothing must be in \[0, 1\)"),
+    (dict(amp="fp8"), "amp must be one of"),
+    (dict(dataset="mnist"), "dataset must be one of digits, cifar10"),
+    (dict(preset="huge"), "unknown preset 'huge'"),
+])
+def test_bad_config_values(change, match):
+    with pytest.raises(ValueError, match=match):
+        TrainConfig(**change).validate()
+
+
+def test_tiny_run_learns_and_reports(tiny_data, tiny_config):
+    result = train(dataclasses.replace(tiny_config, epochs=3), data=tiny_data, progress=False)
+    h = result.history
+    assert h["epoch"] == [1, 2, 3]
+    assert h["train_loss"][-1] < h["train_loss"][0]
+    assert result.test_accuracy > 0.2  # 10 classes: chance is 0.1
+    assert all(v > 0 for v in h["images_per_second"])
+    assert not result.model.training
+
+
+def test_seeded_cpu_run_reproduces_its_numbers(tiny_data, tiny_config):
+    a = train(tiny_config, data=tiny_data, progress=False)
+    b = train(tiny_config, data=tiny_data, progress=False)
+    for key in ("train_loss", "train_accuracy", "test_loss", "test_accuracy", "lr"):
+        assert a.history[key] == b.history[key]
+    for pa, pb in zip(a.model.parameters(), b.model.parameters()):
+        assert torch.equal(pa, pb)
+    c = train(dataclasses.replace(tiny_config, seed=1), data=tiny_data, progress=False)
+    assert c.history["train_loss"] != a.history["train_loss"]
+
+
+def test_outputs_written(tiny_data, tiny_config, tmp_path):
+    train(tiny_config, data=tiny_data, out=tmp_path, progress=False)
+    import json
+
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert {"test_accuracy", "train_seconds", "epochs", "device", "config"} <= set(metrics)
+    assert 0 <= metrics["test_accuracy"] <= 1 and metrics["epochs"] == 2 and metrics["device"] == "cpu"
+    assert metrics["config"]["batch_size"] == 64
+    assert (tmp_path / "curves.png").read_bytes()[:4] == b"\x89PNG"
+    model = load_model(tmp_path / "checkpoint.pt")
+    assert model(tiny_data.x_test[:2].float()).shape == (2, 10)
+
+
+class Stop(Exception):
+    pass
+
+
+def test_resume_after_interruption_matches_an_uninterrupted_run(tiny_data, tiny_config, tmp_path):
+    config = dataclasses.replace(tiny_config, epochs=3)
+    straight = train(config, data=tiny_data, progress=False)
+
+    def interrupt(epoch, history):
+        if epoch == 2:
+            raise Stop
+
+    with pytest.raises(Stop):
+        train(config, data=tiny_data, out=tmp_path, progress=False, on_epoch_end=interrupt)
+    assert load_checkpoint(tmp_path / "checkpoint.pt")["epoch"] == 2  # at most one epoch lost
+    resumed = train(config, data=tiny_data, out=tmp_path, resume=tmp_path / "checkpoint.pt", progress=False)
+    assert resumed.history["epoch"] == [1, 2, 3]
+    assert resumed.history["test_accuracy"] == straight.history["test_accuracy"]
+    assert resumed.history["train_loss"] == straight.history["train_loss"]
+    for pa, pb in zip(resumed.model.parameters(), straight.model.parameters()):
+        assert torch.equal(pa, pb)
+
+
+def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
+    path = tmp_path / "checkpoint.pt"
+    save_checkpoint(path, {"format": T.CHECKPOINT_FORMAT, "x": torch.ones(3)})
+
+    def crash(obj, f, *a, **k):
+        f.write(b"half a file")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(torch, "save", crash)
+    with pytest.raises(KeyboardInterrupt):
+        save_checkpoint(path, {"format": T.CHECKPOINT_FORMAT, "x": torch.zeros(3)})
+    monkeypatch.undo()
+    assert torch.equal(load_checkpoint(path)["x"], torch.ones(3))  # the old file is intact
+    assert os.listdir(tmp_path) == ["checkpoint.pt"]  # no temporary file left behind
+
+
+def test_corrupt_checkpoint_is_refused(tmp_path):
+    path = tmp_path / "checkpoint.pt"
+    save_checkpoint(path, {"format": T.CHECKPOINT_FORMAT})
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match="is not a readable checkpoint"):
+        load_checkpoint(path)
+    path.write_bytes(b"not a checkpoint at all")
+    with pytest.raises(CheckpointError, match="is not a readable checkpoint"):
+        load_checkpoint(path)
+    with pytest.raises(CheckpointError, match="no checkpoint at"):
+        load_checkpoint(tmp_path / "missing.pt")
+
+
+class Payload:
+    def __reduce__(self):
+        return (os.system, ("echo pwned > pwned.txt",))
+
+
+def test_checkpoint_that_would_run_code_is_refused(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    torch.save({"format": T.CHECKPOINT_FORMAT, "model": Payload()}, tmp_path / "evil.pt")
+    with pytest.raises(CheckpointError, match="not a readable checkpoint"):
+        load_checkpoint(tmp_path / "evil.pt")
+    assert not (tmp_path / "pwned.txt").exists()
+
+
+def test_foreign_checkpoint_is_refused(tmp_path):
+    torch.save({"weights": torch.ones(2)}, tmp_path / "other.pt")
+    with pytest.raises(CheckpointError, match="not a vit_tutorial checkpoint"):
+        load_checkpoint(tmp_path / "other.pt")
+
+
+def test_checkpoint_for_another_configuration_loads_nothing(tiny_data, tiny_config, tmp_path):
+    train(dataclasses.replace(tiny_config, epochs=1), data=tiny_data, out=tmp_path, progress=False)
+    other = dataclasses.replace(tiny_config, model={**tiny_config.model, "dim": 48})
+    with pytest.raises(CheckpointError, match="different model: dim: checkpoint 32, expected 48"):
+        train(other, data=tiny_data, resume=tmp_path / "checkpoint.pt", progress=False)
+    expected = T.model_config_for(other, tiny_data)
+    with pytest.raises(CheckpointError, match="different model"):
+        load_model(tmp_path / "checkpoint.pt", expected_config=expected)
+
+
+def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tiny_data, tiny_config, tmp_path):
+    config = dataclasses.replace(tiny_config, epochs=3)
+    holder = {}
+
+    def poison(epoch, history):
+        if epoch == 1:
+            holder["good"] = load_checkpoint(tmp_path / "checkpoint.pt")
+            model = holder["model"]
+            with torch.no_grad():
+                model.mlp_head.weight.fill_(float("nan"))
+
+    real_vit = T.ViT
+
+    def capture(**kw):
+        holder["model"] = real_vit(**kw)
+        return holder["model"]
+
+    import unittest.mock as mock
+
+    with mock.patch.object(T, "ViT", side_effect=capture):
+        with pytest.raises(TrainingDiverged, match=r"loss became nan in epoch 2.*last good checkpoint"):
+            train(config, data=tiny_data, out=tmp_path, progress=False, on_epoch_end=poison)
+    after = load_checkpoint(tmp_path / "checkpoint.pt")
+    assert after["epoch"] == 1
+    for k, v in holder["good"]["model"].items():
+        assert torch.equal(after["model"][k], v)
+        assert torch.isfinite(v).all()
+    assert math.isfinite(after["history"]["train_loss"][0])

@@ -1,0 +1,16 @@
+"""vit_tutorial: the code behind the notebook series, one module per step.
+
+    attention   scaled dot-product attention, by hand (einsum) and fused (SDPA)   notebooks 01-02
+    patches     patch embedding (einops + Linear, or Conv2d) and 2-D positions     notebook 03
+    vit         the encoder block, the full ViT and the paper's presets           notebook 04
+    data        the embedded digits, CIFAR-10, sample photos                      notebooks 03, 05
+    train       one training loop for the CLI and the notebooks, checkpoints      notebook 05
+    plots       training curves, confusion matrices, image grids                  all
+
+``python -m vit_tutorial train`` trains the default small ViT from the command line.
+"""
+from .attention import Attention, einsum_attention, record_attention
+from .patches import PatchEmbedding, conv_to_linear_weight, linear_to_conv_weight, pair, posemb_sincos_2d
+from .vit import PRESETS, Block, FeedForward, Transformer, ViT, count_parameters, create_vit, preset
+
+__version__ = "0.1.0"

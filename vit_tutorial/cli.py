@@ -1,0 +1,119 @@
+"""``python -m vit_tutorial train``: the training loop of :mod:`vit_tutorial.train` from a shell.
+
+Every failure a user can cause (a bad option, a bad checkpoint, no data
+offline, a diverging run) ends with one line on stderr and a non-zero exit.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+import time
+from pathlib import Path
+
+from .data import DATASETS, DataUnavailableError
+from .train import AMP_MODES, CheckpointError, TrainConfig, TrainingDiverged, load_checkpoint, train
+from .vit import PRESETS
+
+EXIT_USAGE, EXIT_FAILED, EXIT_INTERRUPTED = 2, 1, 130
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    d = TrainConfig()
+    parser = argparse.ArgumentParser(prog="python -m vit_tutorial",
+                                     description="Vision Transformer tutorial: command-line tools.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    t = sub.add_parser(
+        "train", help="train a ViT and report its held-out test accuracy",
+        description="Train a ViT. With no options: the 'digits' preset on the embedded digits, on the "
+                    "best device here. Writes checkpoint.pt, metrics.json and curves.png into --out.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    # Defaults are None so that --resume can tell what the user set from what the checkpoint says.
+    t.add_argument("--dataset", choices=DATASETS, default=None, help=f"data to train on [{d.dataset}]")
+    t.add_argument("--preset", choices=list(PRESETS), default=None, metavar="NAME",
+                   help=f"model size: {', '.join(PRESETS)} [{d.preset}]")
+    t.add_argument("--epochs", type=_positive_int, default=None, help=f"[{d.epochs}]")
+    t.add_argument("--batch-size", type=_positive_int, default=None, help=f"[{d.batch_size}]")
+    t.add_argument("--lr", type=_positive_float, default=None, help=f"peak learning rate [{d.lr:g}]")
+    t.add_argument("--device", default=None, help="auto, cpu, cuda, cuda:N or mps [auto]")
+    t.add_argument("--amp", choices=AMP_MODES, default=None,
+                   help="mixed precision: auto = bf16/fp16 on GPU, off on CPU [auto]")
+    t.add_argument("--compile", action="store_true", default=None, help="use torch.compile")
+    t.add_argument("--seed", type=int, default=None, help=f"[{d.seed}]")
+    t.add_argument("--out", type=Path, default=None,
+                   help="output folder [runs/<dataset>-<preset>-<time>, or the --resume checkpoint's folder]")
+    t.add_argument("--resume", type=Path, default=None, metavar="PATH",
+                   help="continue from a checkpoint.pt; its configuration is used unless overridden")
+    t.add_argument("--no-progress", action="store_true", help="no progress bar (for logs)")
+    return parser
+
+
+def _config_from_args(args) -> TrainConfig:
+    base = TrainConfig()
+    if args.resume is not None:
+        state = load_checkpoint(args.resume)
+        saved = {k: v for k, v in state["train_config"].items() if k in TrainConfig.__dataclass_fields__}
+        base = TrainConfig(**saved)
+    given = {f: getattr(args, f) for f in ("dataset", "preset", "epochs", "batch_size", "lr",
+                                           "device", "amp", "compile", "seed")
+             if getattr(args, f) is not None}
+    return dataclasses.replace(base, **given).validate()
+
+
+def run_train(args) -> int:
+    config = _config_from_args(args)
+    out = args.out
+    if out is None and args.resume is not None:
+        out = args.resume.parent
+    elif out is None:
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        out = Path("runs") / f"{config.dataset}-{config.preset.replace('/', '-')}-{stamp}"
+    if args.resume is None and (out / "checkpoint.pt").exists():
+        raise ValueError(f"{out} already holds a run; continue it with --resume {out / 'checkpoint.pt'} "
+                         f"or choose another --out")
+    result = train(config, out=out, resume=args.resume, progress=not args.no_progress)
+    h = result.history
+    print(f"test accuracy {result.test_accuracy:.4f} after {len(h['epoch'])} epochs, "
+          f"{result.train_seconds:.1f} s of training on {result.device} "
+          f"({h['images_per_second'][-1]:.0f} images/s); wrote {out}/metrics.json, checkpoint.pt, curves.png")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "train":
+            return run_train(args)
+    except (ValueError, CheckpointError, DataUnavailableError, TrainingDiverged) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        print("\ninterrupted; the last finished epoch is in checkpoint.pt: continue with --resume PATH",
+              file=sys.stderr)
+        return EXIT_INTERRUPTED
+    return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())
