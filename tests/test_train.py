@@ -68,11 +68,11 @@ def test_bad_config_values(change, match):
 
 
 def test_tiny_run_learns_and_reports(tiny_data, tiny_config):
-    result = train(dataclasses.replace(tiny_config, epochs=3), data=tiny_data, progress=False)
+    result = train(dataclasses.replace(tiny_config, epochs=5, lr=5e-3), data=tiny_data, progress=False)
     h = result.history
-    assert h["epoch"] == [1, 2, 3]
-    assert h["train_loss"][-1] < h["train_loss"][0]
-    assert result.test_accuracy > 0.2  # 10 classes: chance is 0.1
+    assert h["epoch"] == [1, 2, 3, 4, 5]
+    assert all(a > b for a, b in zip(h["train_loss"], h["train_loss"][1:]))
+    assert result.test_accuracy > 0.18  # 10 classes, 128 test images: chance is 0.1 +- 0.03
     assert all(v > 0 for v in h["images_per_second"])
     assert not result.model.training
 
@@ -162,7 +162,7 @@ class Payload:
 def test_checkpoint_that_would_run_code_is_refused(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     torch.save({"format": T.CHECKPOINT_FORMAT, "model": Payload()}, tmp_path / "evil.pt")
-    with pytest.raises(CheckpointError, match="not a readable checkpoint"):
+    with pytest.raises(CheckpointError, match=r"asks for \w+\.system; weights_only=True refuses anything that could run code"):
         load_checkpoint(tmp_path / "evil.pt")
     assert not (tmp_path / "pwned.txt").exists()
 

@@ -19,8 +19,10 @@ import json
 import math
 import os
 import platform
+import re
 import tempfile
 import time
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -46,14 +48,14 @@ class TrainingDiverged(RuntimeError):
 class TrainConfig:
     """Everything that defines a run. Saved in every checkpoint and in ``metrics.json``.
 
-    The defaults train the ``digits`` preset on the embedded digits to about 0.98
-    test accuracy in under a minute on two CPU cores.
+    The defaults are the recipe for the ``digits`` preset on the embedded digits: about
+    0.97 test accuracy after under a minute of training on two CPU cores.
     """
 
     dataset: str = "digits"
     preset: str = "digits"
-    epochs: int = 20
-    batch_size: int = 128
+    epochs: int = 36
+    batch_size: int = 64
     lr: float = 2e-3
     weight_decay: float = 0.05
     warmup_epochs: float = 1.0
@@ -183,6 +185,24 @@ def resolve_amp(amp: str, device: torch.device) -> torch.dtype | None:
     return torch.float16 if amp == "fp16" else torch.bfloat16
 
 
+def _adamw(groups: list[dict], lr: float, device: torch.device) -> torch.optim.AdamW:
+    """AdamW with the fused kernel where this torch has one for the device (one call for all
+    parameters instead of a dozen small ops per tensor: ~8x faster on a CPU for a small ViT)."""
+    if device.type in ("cuda", "cpu"):
+        try:
+            return torch.optim.AdamW(groups, lr=lr, fused=True)
+        except (RuntimeError, TypeError):  # older torch: no fused CPU kernel
+            pass
+    return torch.optim.AdamW(groups, lr=lr)
+
+
+def _grad_scaler(device: torch.device, enabled: bool):
+    """fp16 needs loss scaling (its range is small); bf16 and fp32 do not."""
+    if hasattr(torch.amp, "GradScaler"):  # torch >= 2.3
+        return torch.amp.GradScaler(device.type, enabled=enabled)
+    return torch.cuda.amp.GradScaler(enabled=enabled and device.type == "cuda")
+
+
 # --------------------------------------------------------------------------- schedule
 
 
@@ -238,14 +258,27 @@ def load_checkpoint(path: str | Path) -> dict:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"no checkpoint at {path}")
+    if not zipfile.is_zipfile(path):  # torch.save writes a zip archive; anything else is damaged or foreign
+        raise CheckpointError(f"{path} is not a readable checkpoint (not a PyTorch zip archive: "
+                              f"truncated, corrupt, or not made by torch.save)")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # corrupt zip, truncated file, pickle that wants to run code, ...
-        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
-        raise CheckpointError(f"{path} is not a readable checkpoint ({type(e).__name__}: {first})") from None
+        raise CheckpointError(f"{path} is not a readable checkpoint ({_why(e)})") from None
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(f"{path} is not a vit_tutorial checkpoint (no '{CHECKPOINT_FORMAT}' marker)")
     return state
+
+
+def _why(e: Exception) -> str:
+    """One line from torch's (long, coloured) load error: the refused global if there is one."""
+    lines = [re.sub(r"\x1b\[[0-9;]*m", "", line).strip() for line in str(e).splitlines()]
+    lines = [line for line in lines if line]
+    for line in lines:
+        m = re.search(r"(?:Unsupported global: GLOBAL|unsupported GLOBAL) ([\w.]+)", line)
+        if m:
+            return f"it asks for {m.group(1)}; weights_only=True refuses anything that could run code"
+    return f"{type(e).__name__}: {lines[0][:160] if lines else ''}"
 
 
 def _config_diff(a: dict, b: dict) -> list[str]:
@@ -312,16 +345,21 @@ def _set_rng_state(gen: torch.Generator, state: dict) -> None:
 
 
 def train(config: TrainConfig | None = None, data: ImageData | None = None, out: str | Path | None = None,
-          resume: str | Path | None = None, progress: bool = True, on_epoch_end=None) -> TrainResult:
+          resume: str | Path | None = None, progress: bool | str = True, on_epoch_end=None) -> TrainResult:
     """Train a ViT as ``config`` says and return the model, its history and its test accuracy.
 
     ``data`` defaults to ``load_dataset(config.dataset)``. With ``out``, a
     checkpoint is written there after every epoch, and ``metrics.json`` and
     ``curves.png`` at the end. ``resume`` continues from a checkpoint of the
     same configuration. ``on_epoch_end(epoch, history)`` is called after each
-    epoch's checkpoint (it may raise to stop the run).
+    epoch's checkpoint (it may raise to stop the run). ``progress``: ``True`` for a
+    ``tqdm.auto`` bar (a widget in Jupyter), ``"text"`` for a plain-text bar (what a
+    saved notebook shows on GitHub), ``False`` for none.
     """
-    from tqdm.auto import tqdm
+    if progress == "text":
+        from tqdm.std import tqdm
+    else:
+        from tqdm.auto import tqdm
 
     config = dataclasses.replace(config or TrainConfig()).validate()
     resumed = None
@@ -337,9 +375,8 @@ def train(config: TrainConfig | None = None, data: ImageData | None = None, out:
     torch.manual_seed(config.seed)
     gen = torch.Generator().manual_seed(config.seed)
     model = ViT(**model_cfg).to(device)
-    opt = torch.optim.AdamW(param_groups(model, config.weight_decay), lr=config.lr,
-                            betas=(0.9, 0.999), fused=device.type == "cuda" or None)
-    scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
+    opt = _adamw(param_groups(model, config.weight_decay), config.lr, device)
+    scaler = _grad_scaler(device, enabled=amp_dtype == torch.float16)
     n = len(data.x_train)
     steps_per_epoch = math.ceil(n / config.batch_size)
     total_steps = steps_per_epoch * config.epochs
