@@ -403,7 +403,8 @@ def train(config: TrainConfig | None = None, data: ImageData | None = None, out:
 
     t_start = time.perf_counter()
     bar = tqdm(total=total_steps, initial=start_epoch * steps_per_epoch, disable=not progress,
-               desc="training", unit="step", dynamic_ncols=True)
+               desc="training", unit="step", dynamic_ncols=True,
+               mininterval=2.0 if progress == "text" else 0.1)  # a saved notebook keeps every text frame
     try:
         for epoch in range(start_epoch, config.epochs):
             model.train()
