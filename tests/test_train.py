@@ -1,6 +1,7 @@
 import dataclasses
 import math
 import os
+import shutil
 
 import pytest
 import torch
@@ -211,3 +212,11 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tiny_data, tin
         assert torch.equal(after["model"][k], v)
         assert torch.isfinite(v).all()
     assert math.isfinite(after["history"]["train_loss"][0])
+
+
+@pytest.mark.skipif(not (shutil.which("cc") or shutil.which("gcc")), reason="torch.compile on CPU needs a C compiler")
+def test_compiled_run_matches_eager(tiny_data, tiny_config):
+    eager = train(tiny_config, data=tiny_data, progress=False)
+    compiled = train(dataclasses.replace(tiny_config, compile=True), data=tiny_data, progress=False)
+    assert compiled.history["train_loss"] == pytest.approx(eager.history["train_loss"], rel=1e-4)
+    assert compiled.history["test_accuracy"] == pytest.approx(eager.history["test_accuracy"], abs=0.02)
