@@ -6,8 +6,8 @@
     data        the embedded digits, CIFAR-10, sample photos                      notebooks 03, 05
     train       one training loop for the CLI and the notebooks, checkpoints      notebook 05
     plots       training curves, confusion matrices, image grids                  all
-
-``python -m vit_tutorial train`` trains the default small ViT from the command line.
+    notebook    smoke mode (VIT_TUTORIAL_SMOKE=1) and the one-line device report  all
+    cli         ``python -m vit_tutorial train``: the training loop from a shell
 """
 from .attention import Attention, einsum_attention, record_attention
 from .patches import PatchEmbedding, conv_to_linear_weight, linear_to_conv_weight, pair, posemb_sincos_2d
