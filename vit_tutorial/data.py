@@ -18,7 +18,7 @@ import os
 import pickle
 import socket
 import tarfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -51,7 +51,6 @@ class ImageData:
     mean: tuple[float, ...]  # per-channel, of the training images scaled to [0, 1]
     std: tuple[float, ...]
     augment: str = "none"  # which augmentation suits it: 'shift' (digits) or 'crop_flip' (CIFAR)
-    extra: dict = field(default_factory=dict)
 
     @property
     def image_size(self) -> tuple[int, int]:
@@ -65,7 +64,7 @@ class ImageData:
         """The first ``n_train`` / ``n_test`` images (for smoke runs); the splits stay disjoint."""
         return ImageData(self.name, self.x_train[:n_train], self.y_train[:n_train],
                          self.x_test[:n_test], self.y_test[:n_test], self.classes,
-                         self.mean, self.std, self.augment, dict(self.extra))
+                         self.mean, self.std, self.augment)
 
     def __repr__(self) -> str:
         return (f"ImageData({self.name!r}: train {tuple(self.x_train.shape)}, "
@@ -112,10 +111,6 @@ def _read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
     return data, np.asarray(batch[b"labels"], dtype=np.int64)
 
 
-def _cifar_folder(root: Path) -> Path:
-    return root / "cifar-10-batches-py"
-
-
 def _download_cifar10(root: Path) -> None:
     from torchvision.datasets.utils import download_and_extract_archive
 
@@ -145,7 +140,7 @@ def _download_cifar10(root: Path) -> None:
 def load_cifar10(root: str | Path | None = None, download: bool = True) -> ImageData:
     """CIFAR-10 as uint8 tensors; downloads (163 MB) into ``root`` if it is not there yet."""
     root = Path(root) if root else DOWNLOAD_DIR
-    folder = _cifar_folder(root)
+    folder = root / "cifar-10-batches-py"
     names = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
     if not all((folder / n).is_file() for n in names):
         if not download:

@@ -108,9 +108,6 @@ class TrainResult:
     out: Path | None = None
     wall_seconds: float = 0.0  # this call, start to end, evaluation and checkpoints included
 
-    def metrics(self) -> dict:
-        return metrics_dict(self)
-
 
 # --------------------------------------------------------------------------- devices and precision
 
