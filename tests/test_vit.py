@@ -121,6 +121,7 @@ def test_preset_returns_a_copy_with_overrides():
     (dict(pos_embedding="sincos", dim=66, heads=2, dim_head=33), "divisible by 4, got dim=66"),
     (dict(attn_impl="flash"), "attn_impl must be one of"),
     (dict(patch_embed="mlp"), "patch_embed must be one of"),
+    (dict(norm_eps=0), "norm_eps must be a small positive number, got 0"),
 ])
 def test_bad_configuration_gives_clear_value_error(change, match):
     with pytest.raises(ValueError, match=match):

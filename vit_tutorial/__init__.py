@@ -6,11 +6,13 @@
     data        the embedded digits, CIFAR-10, sample photos                      notebooks 03, 05
     train       one training loop for the CLI and the notebooks, checkpoints      notebook 05
     plots       training curves, confusion matrices, image grids                  all
+    pretrained  torchvision's ViTs (vit_b_16, ...) loaded into this ViT             notebook 07 (planned)
     notebook    smoke mode (VIT_TUTORIAL_SMOKE=1) and the one-line device report  all
     cli         ``python -m vit_tutorial train``: the training loop from a shell
 """
 from .attention import Attention, einsum_attention, record_attention
 from .patches import PatchEmbedding, conv_to_linear_weight, linear_to_conv_weight, pair, posemb_sincos_2d
+from .pretrained import from_torchvision
 from .vit import PRESETS, Block, FeedForward, Transformer, ViT, count_parameters, create_vit, preset
 
 __version__ = "0.1.0"

@@ -43,12 +43,13 @@ class Block(nn.Module):
     which is why ViTs train without the warm-up tricks post-norm needs.
     """
 
-    def __init__(self, dim, heads, dim_head, mlp_dim, dropout=0.0, qkv_bias=False, attn_impl="sdpa"):
+    def __init__(self, dim, heads, dim_head, mlp_dim, dropout=0.0, qkv_bias=False, attn_impl="sdpa",
+                 norm_eps=1e-5):
         super().__init__()
-        self.norm1 = nn.LayerNorm(dim)
+        self.norm1 = nn.LayerNorm(dim, eps=norm_eps)
         self.attn = Attention(dim, heads=heads, dim_head=dim_head, dropout=dropout,
                               qkv_bias=qkv_bias, impl=attn_impl)
-        self.norm2 = nn.LayerNorm(dim)
+        self.norm2 = nn.LayerNorm(dim, eps=norm_eps)
         self.mlp = FeedForward(dim, mlp_dim, dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -60,11 +61,11 @@ class Transformer(nn.Module):
     """``depth`` encoder blocks and the final LayerNorm (the paper's ``LN(z_L)``)."""
 
     def __init__(self, dim, depth, heads, dim_head, mlp_dim, dropout=0.0, qkv_bias=False,
-                 attn_impl="sdpa", final_norm=True):
+                 attn_impl="sdpa", final_norm=True, norm_eps=1e-5):
         super().__init__()
         self.layers = nn.ModuleList(
-            Block(dim, heads, dim_head, mlp_dim, dropout, qkv_bias, attn_impl) for _ in range(depth))
-        self.norm = nn.LayerNorm(dim) if final_norm else nn.Identity()
+            Block(dim, heads, dim_head, mlp_dim, dropout, qkv_bias, attn_impl, norm_eps) for _ in range(depth))
+        self.norm = nn.LayerNorm(dim, eps=norm_eps) if final_norm else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for layer in self.layers:
@@ -93,13 +94,14 @@ class ViT(nn.Module):
     Extras beyond the seed: ``qkv_bias`` (the paper and torchvision use biases),
     ``pos_embedding`` (``'learned'`` | ``'sincos'`` | ``'none'``), ``patch_embed``
     (``'linear'`` | ``'conv'``), ``attn_impl`` (``'sdpa'`` | ``'einsum'``) and
-    ``final_norm``.
+    ``final_norm`` and ``norm_eps`` (LayerNorm's epsilon: torchvision and the paper's
+    checkpoints use 1e-6).
     """
 
     def __init__(self, *, image_size, patch_size, num_classes, dim, depth, heads, mlp_dim,
                  pool="cls", channels=3, dim_head=64, dropout=0.0, emb_dropout=0.0,
                  qkv_bias=False, pos_embedding="learned", patch_embed="linear",
-                 attn_impl="sdpa", final_norm=True):
+                 attn_impl="sdpa", final_norm=True, norm_eps=1e-5):
         super().__init__()
         check_patch_grid(image_size, patch_size)
         for name, value in (("num_classes", num_classes), ("dim", dim), ("depth", depth),
@@ -112,6 +114,8 @@ class ViT(nn.Module):
         _choice("pos_embedding", pos_embedding, POS_EMBEDDINGS)
         _choice("patch_embed", patch_embed, PATCH_EMBED_KINDS)
         _choice("attn_impl", attn_impl, ATTENTION_IMPLS)
+        if isinstance(norm_eps, bool) or not isinstance(norm_eps, numbers.Real) or not 0 < norm_eps < 1:
+            raise ValueError(f"norm_eps must be a small positive number, got {norm_eps!r}")
         if pos_embedding == "sincos" and dim % 4:
             raise ValueError(f"pos_embedding='sincos' needs dim divisible by 4, got dim={dim}")
 
@@ -131,7 +135,7 @@ class ViT(nn.Module):
             self.register_buffer("pos_embedding", table, persistent=False)
         self.dropout = nn.Dropout(emb_dropout)
         self.transformer = Transformer(dim, depth, heads, dim_head, mlp_dim, dropout,
-                                       qkv_bias, attn_impl, final_norm)
+                                       qkv_bias, attn_impl, final_norm, norm_eps)
         self.mlp_head = nn.Linear(dim, num_classes)
         self.reset_parameters()
 

@@ -1,0 +1,51 @@
+import pytest
+import torch
+
+tv = pytest.importorskip("torchvision")
+from torchvision.models.vision_transformer import VisionTransformer  # noqa: E402
+
+from vit_tutorial import ViT  # noqa: E402
+from vit_tutorial.pretrained import from_torchvision  # noqa: E402
+
+
+def perturbed(model):
+    """torchvision starts the head (and class token) at zero; make every weight non-zero and distinct."""
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.02 * torch.randn(p.shape, generator=g))
+    return model.eval()
+
+
+def rel_err(a, b):
+    return ((a - b).norm() / b.norm()).item()
+
+
+@pytest.mark.parametrize("kw", [
+    dict(image_size=32, patch_size=8, num_layers=2, num_heads=4, hidden_dim=64, mlp_dim=128, num_classes=10),
+    dict(image_size=48, patch_size=16, num_layers=3, num_heads=2, hidden_dim=32, mlp_dim=64, num_classes=7),
+])
+def test_small_torchvision_vits_give_the_same_logits(kw):
+    ref = perturbed(VisionTransformer(**kw))
+    ours = from_torchvision(ref)
+    assert isinstance(ours, ViT) and not ours.training
+    x = torch.randn(3, 3, kw["image_size"], kw["image_size"])
+    with torch.no_grad():
+        assert rel_err(ours(x), ref(x)) < 1e-4
+        assert sum(p.numel() for p in ours.parameters()) == sum(p.numel() for p in ref.parameters())
+
+
+def test_vit_b_16_gives_the_same_logits():
+    ref = perturbed(tv.models.vit_b_16())  # random weights: no download
+    ours = from_torchvision(ref)
+    x = torch.randn(1, 3, 224, 224)
+    with torch.no_grad():
+        assert rel_err(ours(x), ref(x)) < 1e-4
+
+
+def test_refuses_other_models():
+    with pytest.raises(ValueError, match="expected a torchvision VisionTransformer"):
+        from_torchvision(torch.nn.Linear(2, 2))
+    with pytest.raises(ValueError, match="representation_size"):
+        from_torchvision(VisionTransformer(image_size=32, patch_size=8, num_layers=1, num_heads=2, hidden_dim=16,
+                                           mlp_dim=32, representation_size=8))

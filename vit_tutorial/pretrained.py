@@ -1,0 +1,75 @@
+"""Step 7 of the series: the real, pretrained ViT, in this package's own class.
+
+torchvision's ``VisionTransformer`` (``vit_b_16``, ``vit_b_32``, ``vit_l_16``,
+``vit_l_32``, ``vit_h_14``) is the paper's architecture with different names.
+:func:`from_torchvision` maps every one of its weights into a
+:class:`vit_tutorial.ViT`, so the model built by hand in notebooks 01-04 can run
+ImageNet weights, and everything the series draws (attention maps, rollout)
+works on it too.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .vit import ViT
+
+
+def from_torchvision(model: nn.Module) -> ViT:
+    """A :class:`ViT` with exactly the weights of a torchvision ``VisionTransformer``.
+
+    The result computes the same logits (up to float rounding) and is in the
+    same train/eval mode as ``model``. Models with a ``representation_size``
+    (an extra pre-logits layer, used by no torchvision weights) are refused.
+    """
+    try:
+        from torchvision.models.vision_transformer import VisionTransformer
+    except ImportError as e:  # pragma: no cover - torchvision is a dependency
+        raise ValueError("from_torchvision needs torchvision installed") from e
+    if not isinstance(model, VisionTransformer):
+        raise ValueError(f"expected a torchvision VisionTransformer (e.g. vit_b_16()), got {type(model).__name__}")
+    if getattr(model, "representation_size", None) is not None:
+        raise ValueError("torchvision ViTs with representation_size (a pre-logits layer) are not supported")
+    first = model.encoder.layers[0]
+    heads = first.self_attention.num_heads
+    vit = ViT(image_size=model.image_size, patch_size=model.patch_size, num_classes=model.num_classes,
+              dim=model.hidden_dim, depth=len(model.encoder.layers), heads=heads,
+              mlp_dim=model.mlp_dim, dim_head=model.hidden_dim // heads, pool="cls",
+              qkv_bias=True, patch_embed="conv", pos_embedding="learned", norm_eps=first.ln_1.eps)
+    vit.load_state_dict(_map_state(model), strict=True)
+    return vit.train(model.training)
+
+
+def _map_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    """torchvision parameter names -> this package's names; every weight is moved exactly once."""
+    src = model.state_dict()
+    used: set[str] = set()
+
+    def take(key: str) -> torch.Tensor:
+        used.add(key)
+        return src[key]
+
+    out = {
+        "cls_token": take("class_token"),
+        "pos_embedding": take("encoder.pos_embedding"),
+        "to_patch_embedding.proj.0.weight": take("conv_proj.weight"),
+        "to_patch_embedding.proj.0.bias": take("conv_proj.bias"),
+        "transformer.norm.weight": take("encoder.ln.weight"),
+        "transformer.norm.bias": take("encoder.ln.bias"),
+        "mlp_head.weight": take("heads.head.weight"),
+        "mlp_head.bias": take("heads.head.bias"),
+    }
+    pairs = {  # ours -> torchvision's, inside one encoder block
+        "norm1.{}": "ln_1.{}", "norm2.{}": "ln_2.{}",
+        "attn.to_qkv.{}": "self_attention.in_proj_{}",  # same (three h d) layout of the output features
+        "attn.to_out.0.{}": "self_attention.out_proj.{}",
+        "mlp.net.0.{}": "mlp.0.{}", "mlp.net.3.{}": "mlp.3.{}",
+    }
+    for i in range(len(model.encoder.layers)):
+        for ours, theirs in pairs.items():
+            for p in ("weight", "bias"):
+                out[f"transformer.layers.{i}." + ours.format(p)] = take(
+                    f"encoder.layers.encoder_layer_{i}." + theirs.format(p))
+    if unmapped := sorted(set(src) - used):
+        raise ValueError(f"torchvision weights with no place in ViT: {unmapped[:5]}")
+    return out
