@@ -6,7 +6,8 @@
     data        the embedded digits, CIFAR-10, sample photos                      notebooks 03, 05
     train       one training loop for the CLI and the notebooks, checkpoints      notebook 05
     plots       training curves, confusion matrices, image grids                  all
-    pretrained  torchvision's ViTs (vit_b_16, ...) loaded into this ViT             notebook 07 (planned)
+    analysis    attention rollout, mean attention distance, the paper's Fig. 7    notebook 06 (planned)
+    pretrained  torchvision's ViTs (vit_b_16, ...) loaded into this ViT           notebook 07 (planned)
     notebook    smoke mode (VIT_TUTORIAL_SMOKE=1) and the one-line device report  all
     cli         ``python -m vit_tutorial train``: the training loop from a shell
 """
