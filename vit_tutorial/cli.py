@@ -47,8 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser(
         "train", help="train a ViT and report its held-out test accuracy",
         description="Train a ViT. With no options: the 'digits' preset on the embedded digits, on the "
-                    "best device here. Writes checkpoint.pt, metrics.json and curves.png into --out.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                    "best device here. Writes checkpoint.pt, metrics.json and curves.png into --out. "
+                    "Defaults are in [brackets].")
     # Defaults are None so that --resume can tell what the user set from what the checkpoint says.
     t.add_argument("--dataset", choices=DATASETS, default=None, help=f"data to train on [{d.dataset}]")
     t.add_argument("--preset", choices=list(PRESETS), default=None, metavar="NAME",
@@ -59,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--device", default=None, help="auto, cpu, cuda, cuda:N or mps [auto]")
     t.add_argument("--amp", choices=AMP_MODES, default=None,
                    help="mixed precision: auto = bf16/fp16 on GPU, off on CPU [auto]")
-    t.add_argument("--compile", action="store_true", default=None, help="use torch.compile")
+    t.add_argument("--compile", action="store_true", default=None, help="use torch.compile (slow to start; pays off on long GPU runs)")
     t.add_argument("--seed", type=int, default=None, help=f"[{d.seed}]")
     t.add_argument("--out", type=Path, default=None,
                    help="output folder [runs/<dataset>-<preset>-<time>, or the --resume checkpoint's folder]")
