@@ -59,7 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--device", default=None, help="auto, cpu, cuda, cuda:N or mps [auto]")
     t.add_argument("--amp", choices=AMP_MODES, default=None,
                    help="mixed precision: auto = bf16/fp16 on GPU, off on CPU [auto]")
-    t.add_argument("--compile", action="store_true", default=None, help="use torch.compile (slow to start; pays off on long GPU runs)")
+    t.add_argument("--compile", action="store_true", default=None,
+                   help="use torch.compile (slow to start; pays off on long GPU runs)")
     t.add_argument("--seed", type=int, default=None, help=f"[{d.seed}]")
     t.add_argument("--out", type=Path, default=None,
                    help="output folder [runs/<dataset>-<preset>-<time>, or the --resume checkpoint's folder]")

@@ -22,10 +22,8 @@ def from_torchvision(model: nn.Module) -> ViT:
     same train/eval mode as ``model``. Models with a ``representation_size``
     (an extra pre-logits layer, used by no torchvision weights) are refused.
     """
-    try:
-        from torchvision.models.vision_transformer import VisionTransformer
-    except ImportError as e:  # pragma: no cover - torchvision is a dependency
-        raise ValueError("from_torchvision needs torchvision installed") from e
+    from torchvision.models.vision_transformer import VisionTransformer
+
     if not isinstance(model, VisionTransformer):
         raise ValueError(f"expected a torchvision VisionTransformer (e.g. vit_b_16()), got {type(model).__name__}")
     if getattr(model, "representation_size", None) is not None:

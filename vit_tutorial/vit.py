@@ -184,7 +184,7 @@ class ViT(nn.Module):
 def _paper(dim, depth, heads, mlp_dim, patch):
     return dict(image_size=224, patch_size=patch, num_classes=1000, dim=dim, depth=depth,
                 heads=heads, mlp_dim=mlp_dim, dim_head=dim // heads, qkv_bias=True,
-                patch_embed="conv")
+                patch_embed="conv", norm_eps=1e-6)  # LayerNorm epsilon of the paper's checkpoints
 
 
 #: Name -> ``ViT`` keyword arguments. The first five are the paper's (Ti and S from DeiT)
