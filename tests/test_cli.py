@@ -93,3 +93,39 @@ def test_train_end_to_end_then_resume(capsys, tmp_path):
     code, _, err = run(capsys, "train", "--resume", str(out / "checkpoint.pt"), "--preset", "cifar10",
                        "--no-progress")
     assert code == 1 and "different model" in err
+
+    # export: a weights-only copy that loads into the same model and gives the same outputs
+    small = tmp_path / "small.pt"
+    code, stdout, err = run(capsys, "export", str(out / "checkpoint.pt"), str(small))
+    assert code == 0 and "weights only" in stdout, err
+    assert small.stat().st_size < (out / "checkpoint.pt").stat().st_size / 2
+    slim = torch.load(small, weights_only=True)
+    assert "optimizer" not in slim and "rng" not in slim and slim["epoch"] == 2
+    from vit_tutorial.train import load_model
+
+    x = torch.randn(3, 1, 28, 28)
+    with torch.no_grad():
+        assert torch.equal(load_model(small)(x), load_model(out / "checkpoint.pt")(x))
+
+    # export onto its own source would destroy the run: refused
+    code, _, err = run(capsys, "export", str(out / "checkpoint.pt"), str(out / "checkpoint.pt"))
+    assert code == 1 and "overwrite its own source" in err
+
+
+def test_init_imagenet_offline_is_one_line(capsys, tmp_path, monkeypatch):
+    def offline(*a, **k):
+        raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
+
+    monkeypatch.setattr(D, "DOWNLOAD_DIR", tmp_path / "downloads")
+    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", offline)
+    code, _, err = run(capsys, "train", "--preset", "ViT-B/16", "--init", "imagenet", "--image-size", "224",
+                       "--out", str(tmp_path / "r"), "--no-progress")
+    assert code == 1 and len(err.strip().splitlines()) == 1
+    assert "ImageNet weights of vit_b_16" in err and "vit_b_16-c867db91.pth" in err
+
+
+def test_recipe_option_sets_the_recipe_and_options_override_it(capsys, tmp_path):
+    args = cli.build_parser().parse_args(["train", "--recipe", "cifar10", "--epochs", "3"])
+    config = cli._config_from_args(args)
+    assert config.preset == "cifar10" and config.dataset == "cifar10" and config.epochs == 3
+    assert config.batch_size == 512

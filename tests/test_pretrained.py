@@ -49,3 +49,45 @@ def test_refuses_other_models():
     with pytest.raises(ValueError, match="representation_size"):
         from_torchvision(VisionTransformer(image_size=32, patch_size=8, num_layers=1, num_heads=2, hidden_dim=16,
                                            mlp_dim=32, representation_size=8))
+
+
+def test_torchvision_vit_offline_says_which_file_to_put_where(monkeypatch, tmp_path):
+    import urllib.error
+
+    from vit_tutorial import data as D
+    from vit_tutorial.data import DataUnavailableError
+    from vit_tutorial.pretrained import torchvision_vit
+
+    def offline(*a, **k):
+        raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
+
+    monkeypatch.setattr(D, "DOWNLOAD_DIR", tmp_path / "downloads")
+    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", offline)
+    with pytest.raises(DataUnavailableError) as e:
+        torchvision_vit("vit_b_16")
+    msg = str(e.value)
+    assert len(msg.splitlines()) == 1
+    assert "vit_b_16-c867db91.pth" in msg and str(tmp_path / "downloads" / "weights") in msg
+    with pytest.raises(ValueError, match="unknown torchvision ViT 'vit_s_16'"):
+        torchvision_vit("vit_s_16")
+
+
+def test_torchvision_vit_uses_the_weights_it_is_given(monkeypatch, tmp_path):
+    from vit_tutorial import data as D
+    from vit_tutorial.pretrained import torchvision_vit
+
+    ref = perturbed(tv.models.vit_b_16())
+    seen = {}
+
+    def from_disk(url, model_dir, **k):
+        seen.update(url=url, model_dir=model_dir, weights_only=k.get("weights_only"))
+        return ref.state_dict()
+
+    monkeypatch.setattr(D, "DOWNLOAD_DIR", tmp_path / "downloads")
+    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", from_disk)
+    ours, categories = torchvision_vit("vit_b_16")
+    assert seen["weights_only"] is True and seen["model_dir"] == str(tmp_path / "downloads" / "weights")
+    assert len(categories) == 1000 and categories[281] == "tabby"
+    x = torch.randn(1, 3, 224, 224)
+    with torch.no_grad():
+        assert rel_err(ours(x), ref(x)) < 1e-4

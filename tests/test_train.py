@@ -220,3 +220,84 @@ def test_compiled_run_matches_eager(tiny_data, tiny_config):
     compiled = train(dataclasses.replace(tiny_config, compile=True), data=tiny_data, progress=False)
     assert compiled.history["train_loss"] == pytest.approx(eager.history["train_loss"], rel=1e-4)
     assert compiled.history["test_accuracy"] == pytest.approx(eager.history["test_accuracy"], abs=0.02)
+
+
+# --------------------------------------------------------------------------- fine-tuning and recipes
+
+
+def _tiny_vit(**kw):
+    from vit_tutorial.vit import ViT
+
+    cfg = dict(image_size=28, patch_size=7, num_classes=10, channels=1, dim=32, depth=1, heads=2,
+               dim_head=16, mlp_dim=64)
+    return ViT(**{**cfg, **kw})
+
+
+def test_load_pretrained_copies_weights_and_zeroes_a_new_head():
+    src = _tiny_vit()
+    dst = _tiny_vit(num_classes=5)
+    notes = T.load_pretrained(dst, src.state_dict())
+    assert torch.equal(dst.transformer.layers[0].attn.to_qkv.weight, src.transformer.layers[0].attn.to_qkv.weight)
+    assert torch.equal(dst.pos_embedding, src.pos_embedding)
+    assert dst.mlp_head.weight.abs().sum() == 0 and dst.mlp_head.bias.abs().sum() == 0
+    assert len(notes) == 2 and all("zero-initialised" in n for n in notes)
+
+
+def test_load_pretrained_interpolates_positions_for_a_bigger_grid():
+    src = _tiny_vit()                      # 28 px / 7 -> 4x4 grid
+    dst = _tiny_vit(image_size=56)         # 56 px / 7 -> 8x8 grid
+    notes = T.load_pretrained(dst, src.state_dict())
+    assert dst.pos_embedding.shape == (1, 65, 32)
+    assert torch.equal(dst.pos_embedding[:, 0], src.pos_embedding[:, 0])  # the CLS row is kept
+    assert any("interpolated" in n for n in notes)
+    # resizing to the same grid changes nothing
+    same = T.resize_pos_embedding(src.pos_embedding.detach(), (4, 4))
+    assert torch.allclose(same, src.pos_embedding.detach(), atol=1e-6)
+    # a smooth table stays smooth: the corners of the big grid are near the small grid's corners
+    big = dst.pos_embedding[0, 1:].reshape(8, 8, 32)
+    small = src.pos_embedding[0, 1:].detach().reshape(4, 4, 32)
+    assert (big[0, 0] - small[0, 0]).norm() < (small[0, 0] - small[3, 3]).norm()
+
+
+def test_load_pretrained_refuses_another_architecture_and_loads_nothing():
+    dst = _tiny_vit()
+    before = {k: v.clone() for k, v in dst.state_dict().items()}
+    with pytest.raises(CheckpointError, match="another architecture"):
+        T.load_pretrained(dst, _tiny_vit(dim=48, dim_head=24).state_dict())
+    with pytest.raises(CheckpointError, match="another architecture"):
+        T.load_pretrained(dst, _tiny_vit(depth=2).state_dict())
+    assert all(torch.equal(v, dst.state_dict()[k]) for k, v in before.items())
+
+
+def test_training_with_init_starts_from_the_checkpoint(tiny_data, tiny_config, tmp_path):
+    first = T.train(dataclasses.replace(tiny_config, epochs=1), tiny_data, out=tmp_path / "a", progress=False)
+    # with a learning rate of ~0 the fine-tuned model must still be the checkpoint's
+    tuned = T.train(dataclasses.replace(tiny_config, epochs=1, lr=1e-12, init=str(tmp_path / "a" / "checkpoint.pt")),
+                    tiny_data, progress=False)
+    assert tuned.init_notes == []
+    for k, v in first.model.state_dict().items():
+        assert torch.allclose(tuned.model.state_dict()[k], v, atol=1e-6), k
+    scratch = T.train(dataclasses.replace(tiny_config, epochs=1, lr=1e-12), tiny_data, progress=False)
+    assert not torch.allclose(scratch.model.mlp_head.weight, first.model.mlp_head.weight)
+
+
+def test_image_size_resizes_on_the_fly(tiny_data, tiny_config):
+    cfg = dataclasses.replace(tiny_config, epochs=1, image_size=32, model={**tiny_config.model, "patch_size": 8})
+    result = T.train(cfg, tiny_data, progress=False)
+    assert result.model_config["image_size"] == 32 and result.model.image_size == (32, 32)
+    assert 0 <= result.test_accuracy <= 1
+
+
+def test_recipes_are_valid_and_checked():
+    for name in T.RECIPES:
+        assert T.recipe(name).validate()
+    assert T.recipe("digits") == TrainConfig()
+    ft = T.recipe("cifar10-finetune")
+    assert ft.init == "imagenet" and ft.image_size == 224 and ft.preset == "ViT-B/16"
+    assert T.recipe("cifar10", epochs=5).epochs == 5
+    with pytest.raises(ValueError, match="unknown recipe 'imagenet'"):
+        T.recipe("imagenet")
+    with pytest.raises(ValueError, match="preset must be 'ViT-B/16'"):
+        TrainConfig(init="imagenet").validate()
+    with pytest.raises(ValueError, match="image_size must be a positive integer"):
+        TrainConfig(image_size=0).validate()

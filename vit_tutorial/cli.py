@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from .data import DATASETS, DataUnavailableError
-from .train import AMP_MODES, CheckpointError, TrainConfig, TrainingDiverged, load_checkpoint, train
+from .train import AMP_MODES, RECIPES, CheckpointError, TrainConfig, TrainingDiverged, export_weights, load_checkpoint, train
 from .vit import PRESETS
 
 EXIT_USAGE, EXIT_FAILED, EXIT_INTERRUPTED = 2, 1, 130
@@ -50,6 +50,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "best device here. Writes checkpoint.pt, metrics.json and curves.png into --out. "
                     "Defaults are in [brackets].")
     # Defaults are None so that --resume can tell what the user set from what the checkpoint says.
+    t.add_argument("--recipe", choices=list(RECIPES), default=None,
+                   help="start from a named recipe (the options below override it) [digits]")
     t.add_argument("--dataset", choices=DATASETS, default=None, help=f"data to train on [{d.dataset}]")
     t.add_argument("--preset", choices=list(PRESETS), default=None, metavar="NAME",
                    help=f"model size: {', '.join(PRESETS)} [{d.preset}]")
@@ -62,22 +64,32 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--compile", action="store_true", default=None,
                    help="use torch.compile (slow to start; pays off on long GPU runs)")
     t.add_argument("--seed", type=int, default=None, help=f"[{d.seed}]")
+    t.add_argument("--init", default=None, metavar="PATH|imagenet",
+                   help="fine-tune: start from a checkpoint's weights, or torchvision's ImageNet ViT-B/16")
+    t.add_argument("--image-size", type=_positive_int, default=None,
+                   help="resize images on the device to this size (e.g. 224 to fine-tune ViT-B/16)")
     t.add_argument("--out", type=Path, default=None,
                    help="output folder [runs/<dataset>-<preset>-<time>, or the --resume checkpoint's folder]")
     t.add_argument("--resume", type=Path, default=None, metavar="PATH",
                    help="continue from a checkpoint.pt; its configuration is used unless overridden")
     t.add_argument("--no-progress", action="store_true", help="no progress bar (for logs)")
+    e = sub.add_parser(
+        "export", help="write a small weights-only copy of a checkpoint (for sharing or data/)",
+        description="Copy a training checkpoint without its optimizer and RNG state. The result "
+                    "loads with vit_tutorial.train.load_model.")
+    e.add_argument("checkpoint", type=Path, help="a checkpoint.pt written by 'train'")
+    e.add_argument("dest", type=Path, help="where to write the weights-only file")
     return parser
 
 
 def _config_from_args(args) -> TrainConfig:
-    base = TrainConfig()
+    base = RECIPES[args.recipe] if args.recipe else TrainConfig()
     if args.resume is not None:
         state = load_checkpoint(args.resume)
         saved = {k: v for k, v in state["train_config"].items() if k in TrainConfig.__dataclass_fields__}
         base = TrainConfig(**saved)
     given = {f: getattr(args, f) for f in ("dataset", "preset", "epochs", "batch_size", "lr",
-                                           "device", "amp", "compile", "seed")
+                                           "device", "amp", "compile", "seed", "init", "image_size")
              if getattr(args, f) is not None}
     return dataclasses.replace(base, **given).validate()
 
@@ -94,9 +106,14 @@ def run_train(args) -> int:
         raise ValueError(f"{out} already holds a run; continue it with --resume {out / 'checkpoint.pt'} "
                          f"or choose another --out")
     result = train(config, out=out, resume=args.resume, progress=not args.no_progress)
+    if result.rank != 0:  # under torchrun, the first process speaks for all
+        return 0
+    for note in result.init_notes:
+        print(f"init: {note}")
     h = result.history
+    procs = f" x {result.world_size} processes" if result.world_size > 1 else ""
     print(f"test accuracy {result.test_accuracy:.4f} after {len(h['epoch'])} epochs, "
-          f"{result.train_seconds:.1f} s of training on {result.device} "
+          f"{result.train_seconds:.1f} s of training on {result.device}{procs} "
           f"({h['images_per_second'][-1]:.0f} images/s); wrote {out}/metrics.json, checkpoint.pt, curves.png")
     return 0
 
@@ -106,6 +123,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "train":
             return run_train(args)
+        if args.command == "export":
+            path = export_weights(args.checkpoint, args.dest)
+            print(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB, weights only)")
+            return 0
     except (ValueError, CheckpointError, DataUnavailableError, TrainingDiverged) as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_FAILED

@@ -234,3 +234,22 @@ def sample_photo(name: str = "chelsea") -> np.ndarray:
     if bgr is None:
         raise DataUnavailableError(f"could not decode {sample_photo_path(name)}")
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+# --------------------------------------------------------------------------- a trained model
+
+TRAINED_DIGITS_COMMAND = ("python -m vit_tutorial train --out runs/digits-ship && "
+                          "python -m vit_tutorial export runs/digits-ship/checkpoint.pt data/digits_vit.pt")
+
+
+def trained_digits_path() -> Path:
+    """The small ViT trained on the digits that ships in ``data/`` (notebooks 06 and 07 use it).
+
+    It was made by the project's own CLI with the default recipe (see ``data/README.md``), so a
+    notebook can look inside a trained model without training one first.
+    """
+    path = DATA_DIR / "digits_vit.pt"
+    if not path.is_file():
+        raise DataUnavailableError(f"the trained digits model is missing from {DATA_DIR}; "
+                                   f"make it (about a minute on a CPU) with: {TRAINED_DIGITS_COMMAND}")
+    return path

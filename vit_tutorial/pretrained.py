@@ -9,10 +9,59 @@ works on it too.
 """
 from __future__ import annotations
 
+import socket
+import urllib.error
+from pathlib import Path
+
 import torch
 from torch import nn
 
+from . import data
+from .data import DataUnavailableError
 from .vit import ViT
+
+TORCHVISION_VITS = ("vit_b_16", "vit_b_32", "vit_l_16", "vit_l_32", "vit_h_14")
+
+
+def weights_dir() -> Path:
+    """Where downloaded weights live: ``data/downloads/weights`` (git-ignored; copy it to prepare an offline room)."""
+    return data.DOWNLOAD_DIR / "weights"
+
+
+def torchvision_vit(name: str = "vit_b_16", pretrained: bool = True, progress: bool = False) -> tuple[ViT, list[str] | None]:
+    """torchvision's ``name`` as a :class:`ViT` in eval mode, and its ImageNet class names.
+
+    With ``pretrained``, the ImageNet-1k weights (``IMAGENET1K_V1``) are read from
+    :func:`weights_dir`, downloaded there first if missing; offline and without a copy this
+    raises :class:`DataUnavailableError` with one line saying which file to put where.
+    Without ``pretrained``: random weights and ``None`` for the class names (no network used).
+    """
+    import torchvision.models as tvm
+
+    if name not in TORCHVISION_VITS:
+        raise ValueError(f"unknown torchvision ViT {name!r}; choose one of: {', '.join(TORCHVISION_VITS)}")
+    builder = getattr(tvm, name)
+    if not pretrained:
+        return from_torchvision(builder().eval()), None
+    weights = tvm.get_model_weights(name).IMAGENET1K_V1
+    folder = weights_dir()
+    filename = weights.url.rsplit("/", 1)[-1]
+    old = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(20)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        state = torch.hub.load_state_dict_from_url(weights.url, model_dir=str(folder), progress=progress,
+                                                   check_hash=True, weights_only=True)
+    except (OSError, urllib.error.URLError, RuntimeError) as e:
+        reason = str(getattr(e, "reason", e)).splitlines()[0][:120]
+        raise DataUnavailableError(
+            f"the ImageNet weights of {name} are not in {folder} and could not be downloaded "
+            f"({type(e).__name__}: {reason}). Put {filename} from {weights.url} into {folder}.") from None
+    finally:
+        socket.setdefaulttimeout(old)
+    model = builder()
+    model.load_state_dict(state)
+    return from_torchvision(model.eval()), list(weights.meta["categories"])
 
 
 def from_torchvision(model: nn.Module) -> ViT:

@@ -68,6 +68,8 @@ class TrainConfig:
     device: str | None = None
     seed: int = 0
     model: dict = field(default_factory=dict)  # overrides of the preset's ViT arguments
+    init: str | None = None  # start from weights: a checkpoint path, or "imagenet" (torchvision's ViT-B/16)
+    image_size: int | None = None  # resize the images on the device first (fine-tuning at 224 px)
 
     def validate(self) -> "TrainConfig":
         """Raise a ``ValueError`` that names the bad value and what would be valid."""
@@ -93,7 +95,38 @@ class TrainConfig:
             raise ValueError(f"amp must be one of {', '.join(AMP_MODES)}, got {self.amp!r}")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int):
             raise ValueError(f"seed must be an integer, got {self.seed!r}")
+        if self.image_size is not None and (isinstance(self.image_size, bool)
+                                            or not isinstance(self.image_size, int) or self.image_size < 1):
+            raise ValueError(f"image_size must be a positive integer or None, got {self.image_size!r}")
+        if self.init is not None and not (isinstance(self.init, str) and self.init):
+            raise ValueError(f"init must be 'imagenet' or a checkpoint path, got {self.init!r}")
+        if self.init == "imagenet" and self.preset != "ViT-B/16":
+            raise ValueError(f"init='imagenet' loads torchvision's ViT-B/16, so preset must be 'ViT-B/16', "
+                             f"got {self.preset!r}")
         return self
+
+
+#: Named recipes: what ``--recipe`` starts from. The GPU ones are written for one H100-class GPU;
+#: see the README for what was measured with each and on what.
+RECIPES: dict[str, TrainConfig] = {
+    # The default: about a minute on two CPU cores, ~0.97 on the embedded digits.
+    "digits": TrainConfig(),
+    # CIFAR-10 from scratch on a GPU: the 'cifar10' preset, 64 tokens, bf16, compiled.
+    "cifar10": TrainConfig(dataset="cifar10", preset="cifar10", epochs=200, batch_size=512, lr=1e-3,
+                           weight_decay=0.05, warmup_epochs=5, label_smoothing=0.1, compile=True),
+    # The paper's point: pre-trained ViT-B/16 (ImageNet-1k) fine-tuned on CIFAR-10 at 224 px.
+    # Zero-initialised new head, short warm-up, small learning rate, 3 epochs.
+    "cifar10-finetune": TrainConfig(dataset="cifar10", preset="ViT-B/16", init="imagenet", image_size=224,
+                                    epochs=3, batch_size=128, lr=1e-4, weight_decay=0.05,
+                                    warmup_epochs=0.2, label_smoothing=0.1, compile=True),
+}
+
+
+def recipe(name: str, **overrides) -> TrainConfig:
+    """A copy of ``RECIPES[name]`` with ``overrides`` applied, validated."""
+    if name not in RECIPES:
+        raise ValueError(f"unknown recipe {name!r}; choose one of: {', '.join(RECIPES)}")
+    return dataclasses.replace(RECIPES[name], **overrides).validate()
 
 
 @dataclass
@@ -107,6 +140,9 @@ class TrainResult:
     model_config: dict
     out: Path | None = None
     wall_seconds: float = 0.0  # this call, start to end, evaluation and checkpoints included
+    world_size: int = 1  # processes that trained together (torchrun); the batch size is their sum
+    rank: int = 0
+    init_notes: list = field(default_factory=list)  # what init= could not copy as it was
 
 
 # --------------------------------------------------------------------------- devices and precision
@@ -298,25 +334,134 @@ def load_model(path: str | Path, expected_config: dict | None = None, device="cp
     return model.to(device).eval()
 
 
+def export_weights(checkpoint: str | Path, dest: str | Path) -> Path:
+    """A small, weights-only copy of a training checkpoint: what a notebook needs to use the model.
+
+    Drops the optimizer, scaler and RNG state (two thirds of the file) and keeps the model, its
+    configuration, the data's normalisation and how it was made. :func:`load_model` reads it.
+    """
+    state = load_checkpoint(checkpoint)
+    history = state.get("history") or {}
+    slim = {"format": CHECKPOINT_FORMAT, "model_config": state["model_config"],
+            "train_config": state["train_config"], "data": state["data"],
+            "model": {k: v.detach().clone() for k, v in state["model"].items()},
+            "epoch": state["epoch"], "train_seconds": state["train_seconds"],
+            "test_accuracy": (history.get("test_accuracy") or [None])[-1],
+            "versions": {"torch": str(torch.__version__), "python": platform.python_version()}}
+    if Path(dest).resolve() == Path(checkpoint).resolve():
+        raise ValueError(f"export would overwrite its own source {checkpoint}; choose another destination")
+    return save_checkpoint(dest, slim)
+
+
+def resize_pos_embedding(pos: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
+    """A ``(1, 1 + h*w, dim)`` position table for another patch grid: the CLS row kept, the
+    patch rows interpolated in 2-D (bicubic), as the paper does when fine-tuning at a new size."""
+    n_old = pos.shape[1] - 1
+    side = math.isqrt(n_old)
+    if side * side != n_old:
+        raise ValueError(f"cannot resize a position table of {n_old} patches: not a square grid")
+    patches = pos[:, 1:].reshape(1, side, side, -1).permute(0, 3, 1, 2)
+    patches = F.interpolate(patches.float(), size=grid, mode="bicubic", align_corners=False)
+    return torch.cat([pos[:, :1], patches.permute(0, 2, 3, 1).reshape(1, grid[0] * grid[1], -1).to(pos.dtype)], 1)
+
+
+def load_pretrained(model: ViT, state: dict[str, torch.Tensor]) -> list[str]:
+    """Copy pre-trained weights into ``model`` for fine-tuning, and say what did not fit as it was.
+
+    A head for another number of classes is replaced by a zero-initialised one (the paper's
+    choice: the new task starts from "no opinion"); a position table for another grid is
+    interpolated. Any other mismatch means another architecture, and nothing is loaded.
+    """
+    own = model.state_dict()
+    missing, extra = sorted(set(own) - set(state)), sorted(set(state) - set(own))
+    if missing or extra:
+        raise CheckpointError(f"the pre-trained weights are for another architecture "
+                              f"(missing {missing[:3]}, unexpected {extra[:3]})")
+    new, notes = {}, []
+    for k, v in state.items():
+        if v.shape == own[k].shape:
+            new[k] = v
+        elif k == "pos_embedding":
+            new[k] = resize_pos_embedding(v, model.to_patch_embedding.grid)
+            notes.append(f"pos_embedding interpolated from {tuple(v.shape)} to {tuple(own[k].shape)}")
+        elif k.startswith("mlp_head."):
+            new[k] = torch.zeros_like(own[k])
+            notes.append(f"{k} {tuple(v.shape)} -> {tuple(own[k].shape)}, zero-initialised")
+        else:
+            raise CheckpointError(f"the pre-trained {k} has shape {tuple(v.shape)}, the model needs "
+                                  f"{tuple(own[k].shape)}: another architecture; nothing was loaded")
+    model.load_state_dict(new)
+    return notes
+
+
+def _init_state(source: str) -> dict[str, torch.Tensor]:
+    if source == "imagenet":
+        from .pretrained import torchvision_vit
+
+        return torchvision_vit("vit_b_16", pretrained=True)[0].state_dict()
+    return load_checkpoint(source)["model"]
+
+
+# --------------------------------------------------------------------------- several processes (torchrun)
+
+
+def _init_distributed(requested_device: str | None) -> tuple[int, int, torch.device | None, bool]:
+    """Under ``torchrun`` (``WORLD_SIZE`` > 1): join the process group, NCCL on GPUs, gloo on CPUs.
+
+    Returns ``(rank, world_size, device or None, created)``; ``created`` says we must leave the group.
+    """
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return 0, 1, None, False
+    import torch.distributed as dist
+
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    cuda = torch.cuda.is_available() and (requested_device in (None, "", "auto")
+                                          or str(requested_device).startswith("cuda"))
+    created = not dist.is_initialized()
+    if created:
+        dist.init_process_group("nccl" if cuda else "gloo")
+    device = torch.device("cuda", local % torch.cuda.device_count()) if cuda else torch.device("cpu")
+    if cuda:
+        torch.cuda.set_device(device)
+    return dist.get_rank(), dist.get_world_size(), device, created
+
+
+def _all_sum(t: torch.Tensor, world: int) -> torch.Tensor:
+    if world > 1:
+        import torch.distributed as dist
+
+        t = t.clone()
+        dist.all_reduce(t)
+    return t
+
+
 # --------------------------------------------------------------------------- training
 
 
 def model_config_for(config: TrainConfig, data: ImageData) -> dict:
     """The preset's ViT arguments, with the data's image size, channels and classes filled in."""
     cfg = preset(config.preset, **config.model)
-    cfg.update(image_size=data.image_size[0] if data.image_size[0] == data.image_size[1] else data.image_size,
-               channels=data.channels, num_classes=len(data.classes))
+    size = data.image_size[0] if data.image_size[0] == data.image_size[1] else data.image_size
+    cfg.update(image_size=config.image_size or size, channels=data.channels, num_classes=len(data.classes))
     return cfg
 
 
+def _resize(x: torch.Tensor, size: int | None) -> torch.Tensor:
+    if size is None or tuple(x.shape[-2:]) == (size, size):
+        return x
+    return F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
+
+
 @torch.inference_mode()
-def evaluate(model, x, y, mean, std, device, batch_size: int = 500, amp_dtype=None):
-    """Mean cross-entropy, accuracy and predictions of ``model`` on uint8 images ``x``."""
+def evaluate(model, x, y, mean, std, device, batch_size: int = 500, amp_dtype=None, image_size=None):
+    """Mean cross-entropy, accuracy and predictions of ``model`` on uint8 images ``x``
+    (resized to ``image_size`` first, if given)."""
     was_training = model.training
     model.eval()
     total_loss, preds = 0.0, []
     for i in range(0, len(x), batch_size):
-        xb = normalize(x[i:i + batch_size].to(device, non_blocking=True), mean, std)
+        xb = _resize(normalize(x[i:i + batch_size].to(device, non_blocking=True), mean, std), image_size)
         yb = y[i:i + batch_size].to(device, non_blocking=True)
         with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
             logits = model(xb)
@@ -364,7 +509,21 @@ def train(config: TrainConfig | None = None, data: ImageData | None = None, out:
     if resume is not None:
         resumed = load_checkpoint(resume)
     data = data if data is not None else load_dataset(config.dataset)
-    device = pick_device(config.device)
+    rank, world, dist_device, created_group = _init_distributed(config.device)
+    try:
+        return _train(config, data, out, resume, resumed, progress, on_epoch_end, tqdm, rank, world,
+                      dist_device or pick_device(config.device))
+    finally:
+        if created_group:
+            import torch.distributed as dist
+
+            dist.destroy_process_group()
+
+
+def _train(config, data, out, resume, resumed, progress, on_epoch_end, tqdm, rank, world, device) -> TrainResult:
+    if config.batch_size % world:
+        raise ValueError(f"batch_size {config.batch_size} is the global batch and must divide evenly "
+                         f"among {world} processes")
     amp_dtype = resolve_amp(config.amp, device)
     model_cfg = model_config_for(config, data)
     if resumed is not None and (diff := _config_diff(resumed["model_config"], model_cfg)):
@@ -372,7 +531,11 @@ def train(config: TrainConfig | None = None, data: ImageData | None = None, out:
 
     torch.manual_seed(config.seed)
     gen = torch.Generator().manual_seed(config.seed)
-    model = ViT(**model_cfg).to(device)
+    model = ViT(**model_cfg)
+    init_notes = []
+    if config.init is not None and resumed is None:
+        init_notes = load_pretrained(model, _init_state(config.init))
+    model = model.to(device)
     opt = _adamw(param_groups(model, config.weight_decay), config.lr, device)
     scaler = _grad_scaler(device, enabled=amp_dtype == torch.float16)
     n = len(data.x_train)
@@ -395,9 +558,16 @@ def train(config: TrainConfig | None = None, data: ImageData | None = None, out:
         history = {k: list(v) for k, v in resumed["history"].items()}
         start_epoch, train_seconds = resumed["epoch"], resumed["train_seconds"]
 
-    step_model = torch.compile(model) if config.compile else model
+    step_model = model
+    if world > 1:  # gradients are averaged across processes in backward()
+        from torch.nn.parallel import DistributedDataParallel
+
+        step_model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    step_model = torch.compile(step_model) if config.compile else step_model
     x_train, y_train = data.x_train.to(device), data.y_train.to(device)
-    ckpt_path = Path(out) / "checkpoint.pt" if out is not None else None
+    lead = rank == 0  # only the first process reports and writes files
+    ckpt_path = Path(out) / "checkpoint.pt" if out is not None and lead else None
+    progress = progress if lead else False
 
     t_start = time.perf_counter()
     bar = tqdm(total=total_steps, initial=start_epoch * steps_per_epoch, disable=not progress,
@@ -417,9 +587,12 @@ def train(config: TrainConfig | None = None, data: ImageData | None = None, out:
                     group["lr"] = lr
                 idx = order[i * config.batch_size:(i + 1) * config.batch_size]
                 xb = x_train[idx]
-                if config.augment:
+                if config.augment:  # drawn for the whole global batch, so every process stays in step
                     xb = augment_batch(xb, data.augment, gen)
-                xb, yb = normalize(xb, data.mean, data.std), y_train[idx]
+                yb = y_train[idx]
+                if world > 1:  # this process's shard of the global batch
+                    xb, yb = xb.tensor_split(world)[rank], yb.tensor_split(world)[rank]
+                xb = _resize(normalize(xb, data.mean, data.std), config.image_size)
                 with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
                     logits = step_model(xb)
                     loss = F.cross_entropy(logits.float(), yb, label_smoothing=config.label_smoothing)
@@ -430,10 +603,10 @@ def train(config: TrainConfig | None = None, data: ImageData | None = None, out:
                     torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
                 scaler.step(opt)
                 scaler.update()
-                loss_sum += loss.detach() * len(idx)
+                loss_sum += loss.detach() * len(yb)
                 correct += (logits.detach().argmax(-1) == yb).sum()
-                if i % 10 == 9 or i == steps_per_epoch - 1:
-                    running = loss_sum.item() / min(n, (i + 1) * config.batch_size)
+                if i % 10 == 9 or i == steps_per_epoch - 1:  # every process checks the same sum
+                    running = _all_sum(loss_sum, world).item() / min(n, (i + 1) * config.batch_size)
                     if not math.isfinite(running):
                         raise TrainingDiverged(
                             f"the loss became {running} in epoch {epoch + 1}, step {i + 1}; stopped. "
@@ -446,7 +619,8 @@ def train(config: TrainConfig | None = None, data: ImageData | None = None, out:
             seconds = time.perf_counter() - t0
             train_seconds += seconds  # time in training steps; the evaluation below is not counted
             test_loss, test_acc, _ = evaluate(model, data.x_test, data.y_test, data.mean, data.std,
-                                              device, amp_dtype=amp_dtype)
+                                              device, amp_dtype=amp_dtype, image_size=config.image_size)
+            loss_sum, correct = _all_sum(loss_sum, world), _all_sum(correct, world)
             for k, v in (("epoch", epoch + 1), ("train_loss", loss_sum.item() / n),
                          ("train_accuracy", correct.item() / n), ("test_loss", test_loss),
                          ("test_accuracy", test_acc), ("lr", lr), ("images_per_second", n / seconds),
@@ -469,8 +643,9 @@ def train(config: TrainConfig | None = None, data: ImageData | None = None, out:
 
     result = TrainResult(model.eval(), history, history["test_accuracy"][-1] if history["epoch"] else float("nan"),
                          train_seconds, str(device), config, model_cfg, Path(out) if out is not None else None,
-                         wall_seconds=time.perf_counter() - t_start)
-    if out is not None:
+                         wall_seconds=time.perf_counter() - t_start, world_size=world, rank=rank,
+                         init_notes=init_notes)
+    if out is not None and lead:
         write_outputs(result)
     return result
 
@@ -480,10 +655,12 @@ def metrics_dict(result: TrainResult) -> dict:
         "test_accuracy": result.test_accuracy, "train_seconds": round(result.train_seconds, 2),
         "wall_seconds": round(result.wall_seconds, 2),
         "epochs": len(result.history["epoch"]), "device": result.device,
+        "world_size": result.world_size, "global_batch_size": result.config.batch_size,
+        "batch_size_per_process": result.config.batch_size // result.world_size,
         "device_name": _device_name(result.device),
         "images_per_second": result.history["images_per_second"][-1] if result.history["epoch"] else None,
         "config": dataclasses.asdict(result.config), "model_config": result.model_config,
-        "versions": {"python": platform.python_version(), "torch": torch.__version__},
+        "versions": {"python": platform.python_version(), "torch": str(torch.__version__)},
     }
 
 
