@@ -1,115 +1,215 @@
-"""Training throughput of vit_tutorial's ViT against timm and vit-pytorch, same configuration and batch.
+"""Training and inference images/s of vit_tutorial's ViT against timm and vit-pytorch, same configurations.
 
-    python benchmarks/throughput.py                     # CPU, the issue's configuration
-    python benchmarks/throughput.py --device cuda --batch-size 256 --amp bf16
+    python benchmarks/throughput.py                           # CPU: the CIFAR-10 configuration
+    python benchmarks/throughput.py --device cuda             # GPU, bf16: CIFAR-10, ViT-S/16, ViT-B/16
+    python benchmarks/throughput.py --quick                   # CI-sized: a few tiny steps, checks it runs
 
-One process; the three models take turns (round-robin) so that a slower or
-busier moment of the machine hits all of them alike; the median over rounds is
-reported. A step is forward + backward + AdamW update, as in training.
-Needs the [bench] extra: pip install -e ".[bench]".
+One process. The contenders take turns (round-robin, several rounds) so that a slower or busier
+moment of a shared machine hits all of them alike; the median over rounds is reported. A training
+step is forward + backward + AdamW update; an inference step is a forward pass under inference_mode.
+Contenders that are not installed are reported as such (pip install -e ".[bench]" installs both).
+
+FLOPs are counted from the configuration, not measured: per image, a forward pass costs
+    2 * P * (p*p*C) * D                        patch projection (P patches)
+  + L * [ 2*N*D*3I + 2*N*N*I + 2*N*N*I + 2*N*I*D + 2 * 2*N*D*M ]   each of L blocks:
+        qkv projection, q @ k^T, attn @ v, output projection, two MLP matmuls
+  + 2 * D * K                                  classifier head
+with N = P + 1 tokens, I = heads * dim_head, M = mlp_dim, K classes (multiply-add = 2 FLOPs;
+softmax, norms and activations are left out: they are memory-bound and small). A training step
+counts 3x the forward (the backward pass is about twice the forward). Achieved TFLOP/s is that
+count times images/s; MFU divides it by the device's dense bf16 peak (a table of common GPUs
+below, or --peak-tflops).
 """
 from __future__ import annotations
 
 import argparse
+import datetime
+import importlib.metadata as md
 import json
 import platform
 import statistics
+import sys
 import time
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-def build(name: str, a) -> torch.nn.Module:
-    common = dict(image_size=a.image_size, patch_size=a.patch_size, num_classes=10, dim=a.dim, depth=a.depth,
-                  heads=a.heads, mlp_dim=a.mlp_dim)
+from vit_tutorial.train import cpu_name  # noqa: E402
+
+CONFIGS = {  # the same three shapes for every contender
+    "cifar10": dict(image_size=32, patch_size=4, dim=192, depth=6, heads=3, mlp_dim=768, num_classes=10),
+    "ViT-S/16": dict(image_size=224, patch_size=16, dim=384, depth=12, heads=6, mlp_dim=1536, num_classes=1000),
+    "ViT-B/16": dict(image_size=224, patch_size=16, dim=768, depth=12, heads=12, mlp_dim=3072, num_classes=1000),
+}
+CONTENDERS = ("vit_tutorial", "timm", "vit-pytorch")
+# Dense bf16 tensor-core peaks from the vendors' data sheets (TFLOP/s, without sparsity).
+PEAK_BF16_TFLOPS = {"H200": 989.0, "H100 SXM": 989.0, "H100 80GB HBM3": 989.0, "H100 PCIe": 756.0,
+                    "H100": 989.0, "A100": 312.0, "L4": 121.0, "A10G": 70.0, "T4": 65.0, "V100": 125.0,
+                    "RTX 4090": 165.0}
+
+
+def forward_flops(c: dict, channels: int = 3) -> int:
+    """FLOPs of one image's forward pass (see the module docstring for the formula)."""
+    d, m, depth = c["dim"], c["mlp_dim"], c["depth"]
+    inner = c["heads"] * (d // c["heads"])
+    p = (c["image_size"] // c["patch_size"]) ** 2
+    n = p + 1
+    block = 2 * n * d * 3 * inner + 2 * 2 * n * n * inner + 2 * n * inner * d + 2 * 2 * n * d * m
+    return 2 * p * c["patch_size"] ** 2 * channels * d + depth * block + 2 * d * c["num_classes"]
+
+
+def peak_tflops(device_name: str) -> float | None:
+    for key, value in PEAK_BF16_TFLOPS.items():  # most specific names first
+        if key in device_name:
+            return value
+    return None
+
+
+def build(name: str, c: dict) -> torch.nn.Module:
     if name == "vit_tutorial":
         from vit_tutorial import ViT
 
-        return ViT(**common, dim_head=a.dim // a.heads, qkv_bias=True)
+        return ViT(**c, dim_head=c["dim"] // c["heads"], qkv_bias=True)
     if name == "timm":
         from timm.models.vision_transformer import VisionTransformer
 
-        return VisionTransformer(img_size=a.image_size, patch_size=a.patch_size, num_classes=10,
-                                 embed_dim=a.dim, depth=a.depth, num_heads=a.heads,
-                                 mlp_ratio=a.mlp_dim / a.dim, qkv_bias=True)
+        return VisionTransformer(img_size=c["image_size"], patch_size=c["patch_size"], num_classes=c["num_classes"],
+                                 embed_dim=c["dim"], depth=c["depth"], num_heads=c["heads"],
+                                 mlp_ratio=c["mlp_dim"] / c["dim"], qkv_bias=True)
     if name == "vit-pytorch":
         from vit_pytorch import ViT as LucidViT
 
-        return LucidViT(**common, dim_head=a.dim // a.heads)
-    raise ValueError(name)
+        return LucidViT(**c, dim_head=c["dim"] // c["heads"])
+    raise ValueError(f"unknown contender {name!r}")
 
 
-def main():
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--image-size", type=int, default=32)
-    p.add_argument("--patch-size", type=int, default=4)
-    p.add_argument("--dim", type=int, default=192)
-    p.add_argument("--depth", type=int, default=6)
-    p.add_argument("--heads", type=int, default=3)
-    p.add_argument("--mlp-dim", type=int, default=768)
-    p.add_argument("--steps", type=int, default=10, help="timed steps per round")
-    p.add_argument("--rounds", type=int, default=5)
-    p.add_argument("--amp", choices=["off", "bf16", "fp16"], default="off")
-    p.add_argument("--json", help="also write the results here")
-    a = p.parse_args()
-    dev = torch.device(a.device)
+def installed(name: str) -> str | None:
+    """The version of a contender's package, or None if it is not installed."""
+    if name == "vit_tutorial":
+        return "this checkout"
+    try:
+        __import__({"timm": "timm", "vit-pytorch": "vit_pytorch"}[name])
+        return md.version(name)
+    except ImportError:
+        return None
+
+
+def measure(config_name: str, mode: str, a, dev: torch.device, dtype) -> dict:
+    c = CONFIGS[config_name]
+    names = [n for n in CONTENDERS if installed(n)]
     torch.manual_seed(0)
-    names = ["vit_tutorial", "timm", "vit-pytorch"]
-    runs = {}
+    x = torch.randn(a.batch_size, 3, c["image_size"], c["image_size"], device=dev)
+    y = torch.randint(0, c["num_classes"], (a.batch_size,), device=dev)
+    steps = {}
     for name in names:
-        model = build(name, a).to(dev).train()
-        opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
-        runs[name] = (model, opt)
-    x = torch.randn(a.batch_size, 3, a.image_size, a.image_size, device=dev)
-    y = torch.randint(0, 10, (a.batch_size,), device=dev)
-    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(a.amp)
+        model = build(name, c).to(dev).train(mode == "train")
+        fn = torch.compile(model) if a.compile else model
+        if mode == "train":
+            opt = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=dev.type in ("cuda", "cpu"))
 
-    def step(model, opt):
-        with torch.autocast(dev.type, dtype=dtype or torch.float32, enabled=dtype is not None):
-            loss = F.cross_entropy(model(x).float(), y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+            def step(fn=fn, opt=opt):
+                with torch.autocast(dev.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+                    loss = F.cross_entropy(fn(x).float(), y)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+        else:
+            def step(fn=fn):
+                with torch.inference_mode(), torch.autocast(dev.type, dtype=dtype or torch.float32,
+                                                            enabled=dtype is not None):
+                    fn(x)
+        steps[name] = (step, sum(p.numel() for p in model.parameters()))
 
     def sync():
         if dev.type == "cuda":
             torch.cuda.synchronize()
 
-    for model, opt in runs.values():  # warm-up: allocator, kernels, caches
-        for _ in range(3):
-            step(model, opt)
+    for step, _ in steps.values():  # warm-up: allocator, kernels, compilation
+        for _ in range(a.warmup):
+            step()
     sync()
     rates = {n: [] for n in names}
     for _ in range(a.rounds):
         for name in names:
-            model, opt = runs[name]
+            step = steps[name][0]
             t0 = time.perf_counter()
             for _ in range(a.steps):
-                step(model, opt)
+                step()
             sync()
             rates[name].append(a.steps * a.batch_size / (time.perf_counter() - t0))
-
-    from vit_tutorial.train import cpu_name
-
-    where = torch.cuda.get_device_name(dev) if dev.type == "cuda" else f"{cpu_name()}, {torch.get_num_threads()} threads"
-    print(f"# {where} | torch {torch.__version__} | python {platform.python_version()} | batch {a.batch_size}, "
-          f"{a.image_size}x{a.image_size}, patch {a.patch_size}, dim {a.dim}, depth {a.depth}, heads {a.heads}, "
-          f"mlp {a.mlp_dim}, amp {a.amp}")
-    ours = statistics.median(rates["vit_tutorial"])
-    result = {"device": where, "torch": torch.__version__, "config": vars(a), "images_per_second": {}}
-    print(f"{'model':<14}{'params':>12}{'images/s (median)':>20}{'min..max':>18}{'ours / this':>13}")
+    flops = forward_flops(c) * (3 if mode == "train" else 1)
+    out = {}
     for name in names:
         med = statistics.median(rates[name])
-        n_params = sum(p.numel() for p in runs[name][0].parameters())
-        result["images_per_second"][name] = {"median": med, "all": rates[name], "params": n_params}
-        print(f"{name:<14}{n_params:>12,}{med:>20.0f}{min(rates[name]):>9.0f}..{max(rates[name]):<7.0f}"
-              f"{ours / med:>12.3f}")
+        out[name] = {"images_per_second": med, "all": rates[name], "params": steps[name][1],
+                     "tflops": med * flops / 1e12}
+    for name in CONTENDERS:
+        if name not in names:
+            out[name] = {"images_per_second": None, "note": "not installed"}
+    return out
+
+
+def main(argv=None) -> dict:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--configs", default=None, help=f"comma-separated, from {', '.join(CONFIGS)} "
+                                                   "[cifar10 on CPU, all on GPU]")
+    p.add_argument("--modes", default="train,infer")
+    p.add_argument("--batch-size", type=int, default=None, help="[128 for cifar10; 64 at 224 px on CPU, 256 on GPU]")
+    p.add_argument("--steps", type=int, default=10, help="timed steps per round")
+    p.add_argument("--rounds", type=int, default=5)
+    p.add_argument("--warmup", type=int, default=3)
+    p.add_argument("--amp", choices=["auto", "off", "bf16", "fp16"], default="auto",
+                   help="auto: bf16 on GPU, fp32 on CPU")
+    p.add_argument("--compile", action="store_true", help="torch.compile every contender")
+    p.add_argument("--peak-tflops", type=float, default=None, help="the device's peak, for MFU")
+    p.add_argument("--quick", action="store_true", help="CI-sized: batch 4, 1 step, 2 rounds, cifar10 only")
+    p.add_argument("--json", help="also write the results here")
+    a = p.parse_args(argv)
+    dev = torch.device(a.device)
+    if a.quick:
+        a.configs, a.batch_size, a.steps, a.rounds, a.warmup = "cifar10", 4, 1, 2, 1
+    configs = (a.configs or ("cifar10" if dev.type == "cpu" else ",".join(CONFIGS))).split(",")
+    for name in configs:
+        if name not in CONFIGS:
+            raise SystemExit(f"error: unknown configuration {name!r}; choose from {', '.join(CONFIGS)}")
+    amp = {"auto": "bf16" if dev.type == "cuda" else "off"}.get(a.amp, a.amp)
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(amp)
+    where = (torch.cuda.get_device_name(dev) if dev.type == "cuda"
+             else f"{cpu_name()}, {torch.get_num_threads()} threads")
+    peak = a.peak_tflops or (peak_tflops(where) if dev.type == "cuda" else None)
+    versions = {"python": platform.python_version(), "torch": str(torch.__version__),
+                **{n: installed(n) for n in CONTENDERS[1:]}}
+    print(f"# {where} | {datetime.date.today()} | " + " | ".join(f"{k} {v}" for k, v in versions.items())
+          + f" | amp {amp}{' | compiled' if a.compile else ''}")
+    result = {"device": where, "date": str(datetime.date.today()), "versions": versions, "amp": amp,
+              "compile": a.compile, "peak_bf16_tflops": peak, "argv": sys.argv[1:], "results": []}
+    for config_name in configs:
+        batch = a.batch_size or (128 if config_name == "cifar10" else (64 if dev.type == "cpu" else 256))
+        a_batch = argparse.Namespace(**{**vars(a), "batch_size": batch})
+        for mode in a.modes.split(","):
+            r = measure(config_name, mode, a_batch, dev, dtype)
+            result["results"].append({"config": config_name, "mode": mode, "batch_size": batch,
+                                      "forward_gflops_per_image": forward_flops(CONFIGS[config_name]) / 1e9,
+                                      "contenders": r})
+            ours = r["vit_tutorial"]["images_per_second"]
+            print(f"\n{config_name} {mode}, batch {batch} "
+                  f"({forward_flops(CONFIGS[config_name]) / 1e9:.2f} GFLOP forward per image)")
+            print(f"{'model':<14}{'params':>13}{'images/s':>11}{'TFLOP/s':>9}{'MFU':>7}{'ours/this':>11}")
+            for name, v in r.items():
+                if v["images_per_second"] is None:
+                    print(f"{name:<14}{'':>13}{'not installed':>11}")
+                    continue
+                mfu = f"{100 * v['tflops'] / peak:.1f}%" if peak else "-"
+                v["mfu"] = v["tflops"] / peak if peak else None
+                print(f"{name:<14}{v['params']:>13,}{v['images_per_second']:>11.0f}{v['tflops']:>9.2f}{mfu:>7}"
+                      f"{ours / v['images_per_second']:>11.3f}")
     if a.json:
-        with open(a.json, "w") as f:
-            json.dump(result, f, indent=2)
+        Path(a.json).write_text(json.dumps(result, indent=2) + "\n")
+    return result
 
 
 if __name__ == "__main__":

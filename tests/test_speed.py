@@ -1,0 +1,52 @@
+"""The "Making it fast" ladder and the benchmark scripts, in CI-sized form on the CPU."""
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+from vit_tutorial.speed import RUNGS, fast_path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _script(name):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_fast_path_times_the_rungs_it_can_run_and_says_why_it_skips_the_others():
+    rows = fast_path("cpu", batch_size=8, steps=1, rounds=1, warmup=1, rungs=(0, 1, 5), n_images=32)
+    assert [r["rung"] for r in rows] == [0, 1, 5] and rows[0]["name"] == RUNGS[0]
+    assert rows[0]["images_per_second"] > 0 and rows[0]["speedup"] == 1.0
+    assert rows[1]["images_per_second"] > 0
+    assert rows[2]["images_per_second"] is None and "CPU" in rows[2]["skipped"]
+
+
+def test_flop_count_matches_the_published_vit_b16_figure():
+    t = _script("throughput")
+    # ViT-B/16 at 224: 17.56 GMACs per image is the usual published figure (timm, fvcore): 35.1 GFLOPs
+    assert abs(t.forward_flops(t.CONFIGS["ViT-B/16"]) / 1e9 - 35.13) < 0.05
+    assert t.peak_tflops("NVIDIA H100 80GB HBM3") == 989.0 and t.peak_tflops("AMD EPYC") is None
+
+
+def test_throughput_script_runs_ci_sized_and_records_what_it_measured(tmp_path, capsys):
+    t = _script("throughput")
+    out = tmp_path / "r.json"
+    result = t.main(["--quick", "--modes", "train", "--json", str(out)])
+    saved = json.loads(out.read_text())
+    assert saved["results"][0]["config"] == "cifar10" and saved["results"][0]["mode"] == "train"
+    ours = saved["results"][0]["contenders"]["vit_tutorial"]
+    assert ours["images_per_second"] > 0 and ours["params"] == 2_693_578
+    assert set(saved["versions"]) >= {"python", "torch", "timm", "vit-pytorch"}
+    assert result["device"] and "ours/this" in capsys.readouterr().out
+
+
+def test_recipe_timer_runs_small(tmp_path):
+    r = _script("recipe_time").main(["--recipe", "cifar10", "--epochs", "2", "--n-train", "64", "--compile", "off",
+                                     "--json", str(tmp_path / "t.json")])
+    assert len(r["seconds_per_epoch"]) == 2 and r["images_per_second"] > 0 and r["recipe_epochs"] == 200
+    with pytest.raises(ValueError, match="unknown recipe"):
+        _script("recipe_time").main(["--recipe", "nope"])
