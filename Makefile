@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 NOTEBOOKS := $(wildcard notebooks/[0-9][0-9]_*.ipynb)
 
-.PHONY: setup train test unit notebooks execute-notebooks check-notebooks bench clean
+.PHONY: setup train test unit notebooks execute-notebooks check-notebooks bench colab-links clean
 
 setup: $(STAMP)
 
@@ -43,6 +43,10 @@ check-notebooks:
 bench: setup
 	$(PY) -m pip install --disable-pip-version-check -q -e ".[test,bench]"
 	$(PY) benchmarks/throughput.py $(ARGS)
+
+## Point the Colab badges and set-up cells at a GitHub repository (default: the 'origin' remote).
+colab-links: setup
+	$(PY) scripts/colab_links.py $(if $(REPO),--repo $(REPO)) $(if $(BRANCH),--branch $(BRANCH))
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -129,3 +129,36 @@ def test_recipe_option_sets_the_recipe_and_options_override_it(capsys, tmp_path)
     config = cli._config_from_args(args)
     assert config.preset == "cifar10" and config.dataset == "cifar10" and config.epochs == 3
     assert config.batch_size == 512
+
+
+def test_check_data_lists_what_is_here_and_what_is_missing(capsys, tmp_path, monkeypatch):
+    monkeypatch.setattr(D, "DOWNLOAD_DIR", tmp_path / "downloads")
+    code, out, _ = run(capsys, "check-data")
+    assert code == 0
+    assert "ok       digits (embedded)" in out and "ok       trained digits model" in out
+    assert "missing  CIFAR-10" in out and "missing  ImageNet ViT-B/16 weights" in out
+    # a classroom copy: the extracted CIFAR-10 folder and the weights file where the package looks
+    cifar = tmp_path / "downloads" / "cifar-10-batches-py"
+    cifar.mkdir(parents=True)
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        (cifar / name).write_bytes(b"x")
+    (tmp_path / "downloads" / "weights").mkdir()
+    (tmp_path / "downloads" / "weights" / "vit_b_16-c867db91.pth").write_bytes(b"x")
+    code, out, _ = run(capsys, "check-data")
+    assert code == 0 and "missing" not in out
+    # the offline essentials gone: exit 1 and say which
+    monkeypatch.setattr(D, "DATA_DIR", tmp_path)
+    code, out, err = run(capsys, "check-data")
+    assert code == 1 and "missing  digits" in out and "need: digits (embedded)" in err
+
+
+def test_download_offline_is_one_line(capsys, tmp_path, monkeypatch):
+    import torchvision.datasets.utils as tvu
+
+    def offline(*a, **k):
+        raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
+
+    monkeypatch.setattr(D, "DOWNLOAD_DIR", tmp_path / "downloads")
+    monkeypatch.setattr(tvu, "download_and_extract_archive", offline)
+    code, _, err = run(capsys, "download")
+    assert code == 1 and len(err.strip().splitlines()) == 1 and "could not be downloaded" in err

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import sys
 import time
 from pathlib import Path
@@ -79,7 +80,53 @@ def build_parser() -> argparse.ArgumentParser:
                     "loads with vit_tutorial.train.load_model.")
     e.add_argument("checkpoint", type=Path, help="a checkpoint.pt written by 'train'")
     e.add_argument("dest", type=Path, help="where to write the weights-only file")
+    sub.add_parser("check-data", help="list which data and weights are here (no network used)",
+                   description="What the notebooks need, and whether it is where the package looks.")
+    sub.add_parser("download", help="fetch CIFAR-10 and the ImageNet ViT-B/16 weights into data/downloads",
+                   description="Prepare a machine (or a classroom's shared folder) to run everything offline.")
     return parser
+
+
+def check_data() -> int:
+    """Print what is present; exit 1 if something the offline notebooks need is missing."""
+    from torchvision.models import get_model_weights
+
+    from . import data
+    from .pretrained import weights_dir
+
+    weights_file = weights_dir() / get_model_weights("vit_b_16").IMAGENET1K_V1.url.rsplit("/", 1)[-1]
+    cifar = data.DOWNLOAD_DIR / "cifar-10-batches-py"
+    cifar_ok = all((cifar / n).is_file() for n in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"])
+    rows = [  # (present, needed offline, what, where, how to get it)
+        ((data.DATA_DIR / "digits.npz").is_file(), True, "digits (embedded)", data.DATA_DIR / "digits.npz",
+         "part of the repository: git checkout -- data/"),
+        (bool(data.photo_names()), True, "sample photos", data.DATA_DIR / "photos", "part of the repository"),
+        ((data.DATA_DIR / "digits_vit.pt").is_file(), True, "trained digits model", data.DATA_DIR / "digits_vit.pt",
+         data.TRAINED_DIGITS_COMMAND),
+        (cifar_ok, False, "CIFAR-10 (notebook 05 on a GPU, --dataset cifar10)", cifar,
+         "python -m vit_tutorial download"),
+        (weights_file.is_file(), False, "ImageNet ViT-B/16 weights (notebook 07, --init imagenet)", weights_file,
+         "python -m vit_tutorial download"),
+    ]
+    print(f"data folder: {data.DATA_DIR}" + ("  (from VIT_TUTORIAL_DATA)" if "VIT_TUTORIAL_DATA" in os.environ else ""))
+    for ok, _, what, where, how in rows:
+        print(f"  {'ok     ' if ok else 'missing'}  {what}: {where}" + ("" if ok else f"\n           get it: {how}"))
+    missing_needed = [what for ok, needed, what, _, _ in rows if needed and not ok]
+    if missing_needed:
+        print(f"error: the offline notebooks need: {', '.join(missing_needed)}", file=sys.stderr)
+        return EXIT_FAILED
+    return 0
+
+
+def download() -> int:
+    from .data import load_cifar10
+    from .pretrained import torchvision_vit
+
+    load_cifar10(download=True)
+    print("CIFAR-10: ready")
+    torchvision_vit("vit_b_16", pretrained=True, progress=True)
+    print("ImageNet ViT-B/16 weights: ready")
+    return check_data()
 
 
 def _config_from_args(args) -> TrainConfig:
@@ -123,6 +170,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "train":
             return run_train(args)
+        if args.command == "check-data":
+            return check_data()
+        if args.command == "download":
+            return download()
         if args.command == "export":
             path = export_weights(args.checkpoint, args.dest)
             print(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB, weights only)")
