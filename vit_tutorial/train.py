@@ -219,8 +219,8 @@ def resolve_amp(amp: str, device: torch.device) -> torch.dtype | None:
 
 
 def _adamw(groups: list[dict], lr: float, device: torch.device) -> torch.optim.AdamW:
-    """AdamW with the fused kernel where this torch has one for the device: one call for all
-    parameters instead of a dozen small ops per tensor (measured for the digits model on 2 CPU
+    """AdamW with the fused kernel where this torch has one for the device: one fused call per
+    parameter group instead of a dozen small ops per tensor (measured for the digits model on 2 CPU
     cores: 0.4 ms per step instead of about 2 ms)."""
     if device.type in ("cuda", "cpu"):
         try:
