@@ -20,7 +20,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
 from vit_tutorial.speed import accuracy_check, fast_path  # noqa: E402
-from vit_tutorial.train import cpu_name  # noqa: E402
+from vit_tutorial.devices import device_name  # noqa: E402
 
 
 def main(argv=None) -> dict:
@@ -35,7 +35,7 @@ def main(argv=None) -> dict:
     p.add_argument("--json", help="also write the results here")
     a = p.parse_args(argv)
     dev = torch.device(a.device)
-    where = torch.cuda.get_device_name(dev) if dev.type == "cuda" else f"{cpu_name()}, {torch.get_num_threads()} threads"
+    where = device_name(dev)
     rows = fast_path(dev, a.preset, a.batch_size, a.steps, a.rounds)
     print(f"# {where} | {datetime.date.today()} | torch {torch.__version__} | preset {a.preset}, batch {a.batch_size}")
     print(f"{'rung':<38}{'images/s':>10}{'speed-up':>10}")

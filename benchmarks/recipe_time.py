@@ -20,7 +20,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from vit_tutorial.data import CIFAR10_CLASSES, ImageData  # noqa: E402
-from vit_tutorial.train import _device_name, recipe, train  # noqa: E402
+from vit_tutorial.devices import device_name  # noqa: E402
+from vit_tutorial.train import recipe, train  # noqa: E402
 
 
 def fake_cifar10(n_train: int = 50_000, n_test: int = 10_000) -> ImageData:
@@ -28,7 +29,7 @@ def fake_cifar10(n_train: int = 50_000, n_test: int = 10_000) -> ImageData:
     x = torch.randint(0, 256, (n_train + n_test, 3, 32, 32), dtype=torch.uint8, generator=g)
     y = torch.randint(0, 10, (n_train + n_test,), generator=g)
     return ImageData("cifar10-shaped random data", x[:n_train], y[:n_train], x[n_train:], y[n_train:],
-                     list(CIFAR10_CLASSES), (0.49, 0.48, 0.45), (0.25, 0.24, 0.26), augment="crop_flip")
+                     list(CIFAR10_CLASSES), (0.49, 0.48, 0.45), (0.25, 0.24, 0.26), augmentation="crop_flip")
 
 
 def main(argv=None) -> dict:
@@ -46,7 +47,7 @@ def main(argv=None) -> dict:
     result = train(config, fake_cifar10(a.n_train, a.n_train // 5), progress=False)
     secs = result.history["seconds"]
     steady = sum(secs[1:]) / max(1, len(secs) - 1) if len(secs) > 1 else secs[0]
-    out = {"recipe": a.recipe, "device": _device_name(result.device), "torch": str(torch.__version__),
+    out = {"recipe": a.recipe, "device": device_name(result.device), "torch": str(torch.__version__),
            "epochs_timed": a.epochs, "seconds_per_epoch": secs, "first_epoch_seconds": secs[0],
            "steady_epoch_seconds": steady, "images_per_second": a.n_train / steady, "n_train": a.n_train,
            # first epoch = start-up (compilation) + one steady epoch; scale the steady part to 50,000 images

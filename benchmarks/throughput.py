@@ -33,11 +33,11 @@ import time
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-from vit_tutorial.train import cpu_name  # noqa: E402
+from vit_tutorial.devices import autocast, device_name  # noqa: E402
+from vit_tutorial.step import train_step  # noqa: E402
 
 CONFIGS = {  # the same three shapes for every contender
     "cifar10": dict(image_size=32, patch_size=4, dim=192, depth=6, heads=3, mlp_dim=768, num_classes=10),
@@ -110,16 +110,11 @@ def measure(config_name: str, mode: str, a, dev: torch.device, dtype) -> dict:
         if mode == "train":
             opt = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=dev.type in ("cuda", "cpu"))
 
-            def step(fn=fn, opt=opt):
-                with torch.autocast(dev.type, dtype=dtype or torch.float32, enabled=dtype is not None):
-                    loss = F.cross_entropy(fn(x).float(), y)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
+            def step(fn=fn, opt=opt):  # the training loop's own step, for every contender
+                train_step(fn, opt, x, y, amp_dtype=dtype)
         else:
             def step(fn=fn):
-                with torch.inference_mode(), torch.autocast(dev.type, dtype=dtype or torch.float32,
-                                                            enabled=dtype is not None):
+                with torch.inference_mode(), autocast(dev, dtype):
                     fn(x)
         steps[name] = (step, sum(p.numel() for p in model.parameters()))
 
@@ -178,8 +173,7 @@ def main(argv=None) -> dict:
             raise SystemExit(f"error: unknown configuration {name!r}; choose from {', '.join(CONFIGS)}")
     amp = {"auto": "bf16" if dev.type == "cuda" else "off"}.get(a.amp, a.amp)
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(amp)
-    where = (torch.cuda.get_device_name(dev) if dev.type == "cuda"
-             else f"{cpu_name()}, {torch.get_num_threads()} threads")
+    where = device_name(dev)
     peak = a.peak_tflops or (peak_tflops(where) if dev.type == "cuda" else None)
     versions = {"python": platform.python_version(), "torch": str(torch.__version__),
                 **{n: installed(n) for n in CONTENDERS[1:]}}

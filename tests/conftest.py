@@ -19,7 +19,7 @@ def tiny_data(digits):
 
 @pytest.fixture
 def tiny_config():
-    return TrainConfig(epochs=2, batch_size=64, device="cpu", model=dict(TINY_MODEL))
+    return TrainConfig(epochs=2, batch_size=64, device="cpu", model_overrides=dict(TINY_MODEL))
 
 
 @pytest.fixture(autouse=True)

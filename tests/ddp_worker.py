@@ -8,7 +8,7 @@ from vit_tutorial.data import load_digits
 from vit_tutorial.train import TrainConfig, train
 
 TINY = TrainConfig(epochs=2, batch_size=64, device="cpu", seed=0,
-                   model=dict(dim=32, depth=1, heads=2, dim_head=16, mlp_dim=64))
+                   model_overrides=dict(dim=32, depth=1, heads=2, dim_head=16, mlp_dim=64))
 
 if __name__ == "__main__":
     out = Path(sys.argv[1])

@@ -25,8 +25,12 @@ def test_help(capsys):
 
 
 @pytest.mark.parametrize("argv,match", [
-    (["--epochs", "0"], "expected a positive integer, got 0"),
-    (["--lr", "fast"], "expected a positive number, got 'fast'"),
+    (["--epochs", "0"], "argument --epochs: must be a positive integer, got 0"),
+    (["--epochs", "True"], "argument --epochs: expected an integer, got 'True'"),
+    (["--lr", "fast"], "argument --lr: expected a number, got 'fast'"),
+    (["--lr", "inf"], "argument --lr: must be a positive number, got inf"),
+    (["--seed", str(2 ** 64)], "argument --seed: must be an integer from 0 to 9223372036854775807"),
+    (["--seed", "-1"], "argument --seed: must be an integer from 0 to"),
     (["--dataset", "imagenet"], "invalid choice: 'imagenet'"),
     (["--amp", "fp8"], "invalid choice: 'fp8'"),
 ])

@@ -52,7 +52,7 @@ def test_cifar10_reads_the_official_format(tmp_path):
     folder = write_cifar_fixture(tmp_path)
     ds = load_cifar10(tmp_path, download=False)
     assert ds.x_train.shape == (30, 3, 32, 32) and ds.x_test.shape == (6, 3, 32, 32)
-    assert ds.classes[0] == "airplane" and ds.augment == "crop_flip"
+    assert ds.classes[0] == "airplane" and ds.augmentation == "crop_flip"
     with open(folder / "test_batch", "rb") as f:
         raw = pickle.load(f)
     # row layout is 1024 red, 1024 green, 1024 blue values, each image row by row
@@ -122,3 +122,47 @@ def test_sample_photos_are_rgb():
     assert img[..., 0].mean() > img[..., 2].mean()
     with pytest.raises(ValueError, match="no sample photo 'dog'; choose one of"):
         D.sample_photo("dog")
+
+
+def _cifar_archive(tmp_path):
+    """A tiny CIFAR-10 packed as the real archive is: cifar-10-batches-py/ inside a .tar.gz."""
+    import tarfile
+
+    write_cifar_fixture(tmp_path / "src")
+    archive = tmp_path / "root" / "cifar-10-python.tar.gz"
+    archive.parent.mkdir()
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(tmp_path / "src" / "cifar-10-batches-py", arcname="cifar-10-batches-py")
+    return archive
+
+
+def test_an_archive_put_in_place_by_hand_gets_the_md5_check_a_download_gets(tmp_path, monkeypatch):
+    archive = _cifar_archive(tmp_path)
+    with pytest.raises(DataUnavailableError, match=r"is not the CIFAR-10 archive \(MD5 [0-9a-f]{32}, expected "
+                                                   r"c58f30108f718f92721af3b95e74349a\)"):
+        load_cifar10(archive.parent)
+    assert not (archive.parent / "cifar-10-batches-py").exists()  # nothing extracted
+    monkeypatch.setattr(D, "CIFAR10_MD5", D.file_md5(archive))  # the test's own archive, accepted as genuine
+    assert load_cifar10(archive.parent).x_train.shape == (30, 3, 32, 32)
+
+
+def test_a_download_error_with_an_empty_message_is_still_one_line(tmp_path, monkeypatch):
+    import torchvision.datasets.utils as tvu
+
+    def fails(*args, **kwargs):
+        raise RuntimeError("")
+
+    monkeypatch.setattr(tvu, "download_and_extract_archive", fails)
+    with pytest.raises(DataUnavailableError, match=r"could not be downloaded \(RuntimeError: RuntimeError\)"):
+        load_cifar10(tmp_path)
+
+
+def test_network_timeout_is_restored_even_on_error():
+    import socket
+
+    before = socket.getdefaulttimeout()
+    with pytest.raises(KeyError):
+        with D.network_timeout(3.0):
+            assert socket.getdefaulttimeout() == 3.0
+            raise KeyError
+    assert socket.getdefaulttimeout() == before

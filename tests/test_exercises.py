@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from einops import rearrange
 
-from vit_tutorial import Attention, ViT, einsum_attention, exercises
+from vit_tutorial import Attention, ViT, attention_scores, einsum_attention, exercises, prepend_cls_token
 from vit_tutorial.exercises import EXERCISES
 
 SOLUTIONS = Path(__file__).resolve().parents[1] / "solutions"
@@ -241,7 +241,7 @@ def test_inputs_are_fresh_copies(capsys):
 
 def test_reference_scores_are_the_package_attention_scores():
     q, k = torch.randn(2, 3, 5, 8), torch.randn(2, 3, 7, 8)
-    torch.testing.assert_close(exercises._scores(q, k).softmax(-1), einsum_attention(q, k, torch.randn(2, 3, 7, 4))[1])
+    torch.testing.assert_close(attention_scores(q, k).softmax(-1), einsum_attention(q, k, torch.randn(2, 3, 7, 4))[1])
 
 
 def test_split_and_merge_heads_rebuild_the_package_attention():
@@ -261,5 +261,5 @@ def test_cls_and_position_references_match_vit_forward():
     with torch.no_grad():
         model(img)
         tokens = model.to_patch_embedding(img)
-        ours = exercises._with_cls(tokens, model.cls_token) + model.pos_embedding
+        ours = prepend_cls_token(tokens, model.cls_token) + model.pos_embedding
     torch.testing.assert_close(ours, seen[0])

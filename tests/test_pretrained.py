@@ -91,3 +91,17 @@ def test_torchvision_vit_uses_the_weights_it_is_given(monkeypatch, tmp_path):
     x = torch.randn(1, 3, 224, 224)
     with torch.no_grad():
         assert rel_err(ours(x), ref(x)) < 1e-4
+
+
+def test_a_download_error_with_an_empty_message_is_still_one_line(monkeypatch, tmp_path):
+    from vit_tutorial import data as D
+    from vit_tutorial.data import DataUnavailableError
+    from vit_tutorial.pretrained import torchvision_vit
+
+    def fails(*a, **k):
+        raise OSError()
+
+    monkeypatch.setattr(D, "DOWNLOAD_DIR", tmp_path / "downloads")
+    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", fails)
+    with pytest.raises(DataUnavailableError, match=r"could not be downloaded \(OSError: OSError\)"):
+        torchvision_vit("vit_b_16")

@@ -2,6 +2,7 @@ import dataclasses
 import math
 import os
 import shutil
+from pathlib import Path
 
 import pytest
 import torch
@@ -58,10 +59,23 @@ def test_mixed_precision_choice_on_cpu():
     (dict(batch_size=2.5), "batch_size must be a positive integer"),
     (dict(lr=-1.0), "lr must be a positive number, got -1.0"),
     (dict(lr=float("nan")), "lr must be a positive number"),
-    (dict(label_smoothing=1.0), r"label_smoothing must be in \[0, 1\)"),
+    (dict(label_smoothing=1.0), r"label_smoothing must be a number in \[0, 1\), got 1.0"),
     (dict(amp="fp8"), "amp must be one of"),
-    (dict(dataset="mnist"), "dataset must be one of digits, cifar10"),
+    (dict(dataset="mnist"), "dataset must be one of 'digits', 'cifar10', got 'mnist'"),
     (dict(preset="huge"), "unknown preset 'huge'"),
+    # bools are ints in Python: refused, as ViT refuses them, instead of training at lr 1.0
+    (dict(lr=True), "lr must be a positive number, got True"),
+    (dict(weight_decay=True), "weight_decay must be a number >= 0, got True"),
+    (dict(grad_clip=True), "grad_clip must be a number >= 0, got True"),
+    (dict(warmup_epochs=True), "warmup_epochs must be a number >= 0, got True"),
+    (dict(label_smoothing=False), r"label_smoothing must be a number in \[0, 1\), got False"),
+    (dict(epochs=True), "epochs must be a positive integer, got True"),
+    (dict(augment="no"), "augment must be True or False, got 'no'"),
+    (dict(compile="no"), "compile must be True or False, got 'no'"),
+    (dict(lr=10 ** 400), "lr must be a positive number, got 1000"),
+    (dict(seed=2 ** 64), "seed must be an integer from 0 to 9223372036854775807"),
+    (dict(model_overrides="garbage"), "model_overrides must be a dict of ViT arguments"),
+    (dict(model_overrides={"dimm": 64}), "model_overrides has 'dimm', which ViT does not take"),
 ])
 def test_bad_config_values(change, match):
     with pytest.raises(ValueError, match=match):
@@ -176,7 +190,7 @@ def test_foreign_checkpoint_is_refused(tmp_path):
 
 def test_checkpoint_for_another_configuration_loads_nothing(tiny_data, tiny_config, tmp_path):
     train(dataclasses.replace(tiny_config, epochs=1), data=tiny_data, out=tmp_path, progress=False)
-    other = dataclasses.replace(tiny_config, model={**tiny_config.model, "dim": 48})
+    other = dataclasses.replace(tiny_config, model_overrides={**tiny_config.model_overrides, "dim": 48})
     with pytest.raises(CheckpointError, match="different model: dim: checkpoint 32, expected 48"):
         train(other, data=tiny_data, resume=tmp_path / "checkpoint.pt", progress=False)
     expected = T.model_config_for(other, tiny_data)
@@ -282,7 +296,7 @@ def test_training_with_init_starts_from_the_checkpoint(tiny_data, tiny_config, t
 
 
 def test_image_size_resizes_on_the_fly(tiny_data, tiny_config):
-    cfg = dataclasses.replace(tiny_config, epochs=1, image_size=32, model={**tiny_config.model, "patch_size": 8})
+    cfg = dataclasses.replace(tiny_config, epochs=1, image_size=32, model_overrides={**tiny_config.model_overrides, "patch_size": 8})
     result = T.train(cfg, tiny_data, progress=False)
     assert result.model_config["image_size"] == 32 and result.model.image_size == (32, 32)
     assert 0 <= result.test_accuracy <= 1
@@ -301,3 +315,19 @@ def test_recipes_are_valid_and_checked():
         TrainConfig(init="imagenet").validate()
     with pytest.raises(ValueError, match="image_size must be a positive integer"):
         TrainConfig(image_size=0).validate()
+
+
+def test_a_config_saved_under_the_old_field_names_still_loads():
+    shipped = load_checkpoint(Path(__file__).resolve().parents[1] / "data" / "digits_vit.pt")
+    config = TrainConfig.from_dict(shipped["train_config"]).validate()
+    assert config == TrainConfig.from_dict(config.to_dict())
+    old = {**TrainConfig().to_dict(), "model": {"dim": 64}}
+    del old["model_overrides"]
+    assert TrainConfig.from_dict(old).model_overrides == {"dim": 64}
+    with pytest.raises(ValueError, match="a saved train_config must be a dict, got list"):
+        TrainConfig.from_dict([])
+
+
+def test_an_empty_training_set_is_refused_by_name(tiny_data, tiny_config):
+    with pytest.raises(ValueError, match="the training set of 'digits' is empty: there is nothing to train on"):
+        train(tiny_config, data=tiny_data.subset(0, 10), progress=False)

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from vit_tutorial import PRESETS, ViT, count_parameters, create_vit, preset
+from vit_tutorial import PRESETS, ViT, count_parameters, create_vit, preset_kwargs
 
 SEED_CALL = dict(image_size=32, patch_size=8, num_classes=5, dim=64, depth=2, heads=4, mlp_dim=128,
                  pool="cls", channels=3, dim_head=16, dropout=0.1, emb_dropout=0.1)
@@ -98,10 +98,10 @@ def test_training_presets_build_and_run(name):
 
 
 def test_preset_returns_a_copy_with_overrides():
-    cfg = preset("ViT-B/16", num_classes=10)
+    cfg = preset_kwargs("ViT-B/16", num_classes=10)
     assert cfg["num_classes"] == 10 and PRESETS["ViT-B/16"]["num_classes"] == 1000
     with pytest.raises(ValueError, match="unknown preset 'ViT-X'.*ViT-B/16"):
-        preset("ViT-X")
+        preset_kwargs("ViT-X")
 
 
 @pytest.mark.parametrize("change,match", [
@@ -154,3 +154,52 @@ def test_validation_survives_python_O():
             "except ValueError as e:\n    print('ValueError', e)\n")
     out = subprocess.run([sys.executable, "-O", "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.startswith("ValueError image_size 30x30")
+
+
+def test_forward_is_features_then_head_and_pre_logits_stops_before_the_linear_layer():
+    from vit_tutorial import pool_tokens
+
+    model = small(pool="cls")
+    x = torch.randn(2, 3, 32, 32)
+    tokens = model.forward_features(x)
+    pooled = model.forward_head(tokens, pre_logits=True)
+    assert pooled.shape == (2, 64) and torch.equal(pooled, pool_tokens(tokens, "cls"))
+    torch.testing.assert_close(model.forward_head(tokens), model.mlp_head(pooled))
+    torch.testing.assert_close(model(x), model.forward_head(tokens))
+
+
+def test_prepend_cls_token_is_where_the_cls_token_joins():
+    from vit_tutorial import prepend_cls_token
+
+    tokens, cls = torch.randn(3, 4, 8), torch.randn(1, 1, 8)
+    out = prepend_cls_token(tokens, cls)
+    assert out.shape == (3, 5, 8)
+    assert all(torch.equal(out[i, 0], cls[0, 0]) for i in range(3)) and torch.equal(out[:, 1:], tokens)
+
+
+@pytest.mark.parametrize("dtype,match", [
+    (torch.float64, r"expected torch.float32 input \(the model's dtype\), got torch.float64: convert it"),
+    (torch.uint8, "got torch.uint8: scale it to floats first"),
+    (torch.int64, "got torch.int64: scale it to floats first"),
+])
+def test_input_of_another_dtype_gives_a_value_error_that_says_what_to_do(dtype, match):
+    with pytest.raises(ValueError, match=match):
+        small()(torch.zeros(2, 3, 32, 32, dtype=dtype))
+
+
+def test_patch_embedding_checks_its_own_input():
+    from vit_tutorial import PatchEmbedding
+
+    embed = PatchEmbedding(32, 8, dim=16, channels=3)
+    assert embed(torch.randn(2, 3, 32, 32)).shape == (2, 16, 16)
+    with pytest.raises(ValueError, match=r"expects images of shape \(batch, 3, 32, 32\) \(4x4 patches of 8x8\), "
+                                         r"got \(2, 3, 30, 32\)"):
+        embed(torch.randn(2, 3, 30, 32))
+    with pytest.raises(ValueError, match=r"got \(3, 32, 32\)"):
+        embed(torch.randn(3, 32, 32))
+
+
+def test_an_image_size_with_no_divisor_still_gets_a_complete_message():
+    with pytest.raises(ValueError) as e:
+        ViT(**{**SEED_CALL, "image_size": 1, "patch_size": 7})
+    assert str(e.value).endswith("(for 1x1: e.g. 1)") and "e.g. )" not in str(e.value)

@@ -1,21 +1,34 @@
-"""vit_tutorial: the code behind the notebook series, one module per step.
+"""vit_tutorial: the code behind the notebook series, one idea per module, in the order the series teaches.
 
-    attention   scaled dot-product attention, by hand (einsum) and fused (SDPA)   notebooks 01-02
-    patches     patch embedding (einops + Linear, or Conv2d) and 2-D positions     notebook 03
-    vit         the encoder block, the full ViT and the paper's presets           notebook 04
-    data        the embedded digits, CIFAR-10, sample photos                      notebooks 03, 05
-    train       one training loop for the CLI and the notebooks, checkpoints      notebook 05
-    plots       training curves, confusion matrices, image grids                  all
-    analysis    attention rollout, mean attention distance, the paper's Fig. 7    notebook 06
-    pretrained  torchvision's ViTs (vit_b_16, ...) loaded into this ViT           notebook 07
-    speed       the fast path, one measured rung at a time                        notebook 09
-    exercises   checkers for the exercises: instant, specific feedback            notebooks 01-05
-    notebook    smoke mode (VIT_TUTORIAL_SMOKE=1) and the one-line device report  all
-    cli         ``python -m vit_tutorial train|export``: the training loop from a shell
+    attention     scaled dot-product attention, by hand (einsum) and fused (SDPA)   notebooks 01-02
+    patches       an image as patch tokens (einops + Linear, or Conv2d); positions  notebook 03
+    vit           the encoder block, the full ViT and the paper's model sizes       notebook 04
+    data          the embedded digits, CIFAR-10, sample photos, batch augmentation  notebooks 00, 03, 05
+    devices       CPU or GPU, mixed precision, and naming the hardware honestly     notebooks 05, 09
+    optim         AdamW with decay on matrices only, the warm-up + cosine schedule  notebook 05
+    step          one training step, one evaluation, accuracy                       notebook 05
+    checkpoint    atomic writes, safe reads, resume state, weights-only export      notebook 05
+    recipes       TrainConfig and the named recipes                                 notebook 05
+    distributed   several processes under torchrun (DistributedDataParallel)
+    runs          what a run leaves in its folder: metrics.json, curves.png
+    train         the training loop that puts the pieces above in order             notebooks 05, 07, 08
+    plots         training curves, confusion matrices, image grids                  all
+    analysis      attention rollout, mean attention distance, the paper's Fig. 7    notebook 06
+    finetune      pre-trained weights into a new model: new head, resized positions notebook 07
+    pretrained    torchvision's ViTs (vit_b_16, ...) loaded into this ViT           notebook 07
+    speed         the fast path, one measured rung at a time                        notebook 09
+    exercises     checkers for the exercises: instant, specific feedback            notebooks 01-05
+    validate      the argument checks every public entry point shares
+    notebook      smoke mode (VIT_TUTORIAL_SMOKE=1) and the one-line device report  all
+    cli           ``python -m vit_tutorial train|export|check-data|download``
+
+The data path of a training run: image (data) -> patches (patches) -> tokens + [CLS] + positions
+-> encoder -> head (vit) -> loss and update (step, optim) -> checkpoint (checkpoint) -> report (runs).
 """
-from .attention import Attention, einsum_attention, record_attention
+from .attention import Attention, attention_scores, einsum_attention, record_attention
 from .patches import PatchEmbedding, conv_to_linear_weight, linear_to_conv_weight, pair, posemb_sincos_2d
 from .pretrained import from_torchvision
-from .vit import PRESETS, Block, FeedForward, Transformer, ViT, count_parameters, create_vit, preset
+from .vit import (PRESETS, Block, FeedForward, Transformer, ViT, count_parameters, create_vit, pool_tokens,
+                  prepend_cls_token, preset_kwargs)
 
 __version__ = "0.1.0"

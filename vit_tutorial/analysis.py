@@ -1,4 +1,4 @@
-"""Step 6 of the series: what a trained ViT has learned (Dosovitskiy et al., Fig. 6 and Fig. 7).
+"""Notebook 06: what a trained ViT has learned (Dosovitskiy et al., Fig. 6 and Fig. 7).
 
 Every function takes plain tensors (attention weights from
 :func:`vit_tutorial.record_attention`, or a model's parameters), so each can be

@@ -1,4 +1,4 @@
-"""Step 1 of the series: scaled dot-product attention, by hand and fused.
+"""Notebooks 01 and 02: scaled dot-product attention, by hand and fused.
 
 Two implementations give the same numbers:
 
@@ -25,6 +25,25 @@ from torch import einsum, nn
 ATTENTION_IMPLS = ("sdpa", "einsum")
 
 
+def split_heads(x: torch.Tensor, heads: int) -> torch.Tensor:
+    """``(b, n, heads * d)`` -> ``(b, heads, n, d)``: head ``h`` owns features ``h*d`` to ``(h+1)*d - 1``."""
+    return rearrange(x, "b n (h d) -> b h n d", h=heads)
+
+
+def merge_heads(x: torch.Tensor) -> torch.Tensor:
+    """``(b, heads, n, d)`` -> ``(b, n, heads * d)``: the heads side by side again (the inverse of ``split_heads``)."""
+    return rearrange(x, "b h n d -> b n (h d)")
+
+
+def attention_scores(q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+    """``q kᵀ / √d``: one score per (query, key) pair, ``(..., n_q, n_k)``.
+
+    The scale ``1/√d`` keeps the scores' variance near 1 so the softmax does not
+    saturate as the head dimension ``d`` grows.
+    """
+    return einsum("... i d, ... j d -> ... i j", q, k) * q.shape[-1] ** -0.5
+
+
 def einsum_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
                      mask: torch.Tensor | None = None, dropout_p: float = 0.0
                      ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -32,11 +51,8 @@ def einsum_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
 
     ``q, k, v`` are ``(..., n, d)``. ``mask`` is boolean and broadcastable to
     ``(..., n_q, n_k)``; ``True`` means "may attend", as in PyTorch's SDPA.
-    The scale ``1/sqrt(d)`` keeps the logits' variance near 1 so the softmax
-    does not saturate as the head dimension grows.
     """
-    scale = q.shape[-1] ** -0.5
-    logits = einsum("... i d, ... j d -> ... i j", q, k) * scale
+    logits = attention_scores(q, k)
     if mask is not None:
         logits = logits.masked_fill(~mask, float("-inf"))
     weights = logits.softmax(dim=-1)  # each query's weights over the keys sum to 1
@@ -65,8 +81,7 @@ class Attention(nn.Module):
         self._recorder: list[torch.Tensor] | None = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        q, k, v = rearrange(self.to_qkv(x), "b n (three h d) -> three b h n d",
-                            three=3, h=self.heads)
+        q, k, v = (split_heads(t, self.heads) for t in self.to_qkv(x).chunk(3, dim=-1))
         p = self.dropout if self.training else 0.0
         if self.impl == "einsum" or self._recorder is not None:
             out, weights = einsum_attention(q, k, v, dropout_p=p)
@@ -74,7 +89,7 @@ class Attention(nn.Module):
                 self._recorder.append(weights.detach())
         else:
             out = F.scaled_dot_product_attention(q, k, v, dropout_p=p)
-        return self.to_out(rearrange(out, "b h n d -> b n (h d)"))
+        return self.to_out(merge_heads(out))
 
 
 @contextlib.contextmanager

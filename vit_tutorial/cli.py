@@ -12,31 +12,35 @@ import sys
 import time
 from pathlib import Path
 
+from . import validate
+from .checkpoint import CheckpointError, export_weights, load_checkpoint
 from .data import DATASETS, DataUnavailableError
-from .train import AMP_MODES, RECIPES, CheckpointError, TrainConfig, TrainingDiverged, export_weights, load_checkpoint, train
+from .devices import AMP_MODES
+from .recipes import RECIPES, TrainConfig
+from .train import TrainingDiverged, train
 from .vit import PRESETS
 
 EXIT_USAGE, EXIT_FAILED, EXIT_INTERRUPTED = 2, 1, 130
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
+def _option(check, convert, *args):
+    """An argparse ``type=`` that parses with ``convert`` and checks with the package's own validator."""
+    def parse(text: str):
+        try:
+            value = convert(text)
+        except (ValueError, OverflowError):
+            raise argparse.ArgumentTypeError(f"expected {'an integer' if convert is int else 'a number'}, "
+                                             f"got {text!r}") from None
+        try:
+            return check("value", value, *args)
+        except ValueError as e:  # "value must be ...": argparse already names the option
+            raise argparse.ArgumentTypeError(str(e).removeprefix("value ")) from None
+    return parse
 
 
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text}")
-    return value
+_positive_int = _option(validate.positive_int, int)
+_positive_float = _option(validate.positive_number, float)
+_seed = _option(validate.integer_in, int, *validate.SEED_RANGE)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -64,7 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="mixed precision: auto = bf16/fp16 on GPU, off on CPU [auto]")
     t.add_argument("--compile", action="store_true", default=None,
                    help="use torch.compile (slow to start; pays off on long GPU runs)")
-    t.add_argument("--seed", type=int, default=None, help=f"[{d.seed}]")
+    t.add_argument("--seed", type=_seed, default=None, help=f"[{d.seed}]")
     t.add_argument("--init", default=None, metavar="PATH|imagenet",
                    help="fine-tune: start from a checkpoint's weights, or torchvision's ImageNet ViT-B/16")
     t.add_argument("--image-size", type=_positive_int, default=None,
@@ -132,9 +136,7 @@ def download() -> int:
 def _config_from_args(args) -> TrainConfig:
     base = RECIPES[args.recipe] if args.recipe else TrainConfig()
     if args.resume is not None:
-        state = load_checkpoint(args.resume)
-        saved = {k: v for k, v in state["train_config"].items() if k in TrainConfig.__dataclass_fields__}
-        base = TrainConfig(**saved)
+        base = TrainConfig.from_dict(load_checkpoint(args.resume)["train_config"])
     given = {f: getattr(args, f) for f in ("dataset", "preset", "epochs", "batch_size", "lr",
                                            "device", "amp", "compile", "seed", "init", "image_size")
              if getattr(args, f) is not None}

@@ -1,4 +1,4 @@
-"""Step 4 of the series: the data, held as tensors.
+"""Notebook 05 (and 00, 03, 07): the data, held as tensors.
 
 * ``digits``: 5,000 real MNIST digits (28x28, grey) shipped in ``data/digits.npz``,
   split 4,000 train / 1,000 test, 400 / 100 per class (see ``data/README.md``).
@@ -14,6 +14,8 @@ GPU when there is one) instead of a per-image ``DataLoader``.
 """
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import os
 import pickle
 import socket
@@ -23,6 +25,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
+from .validate import first_line
 
 DATA_DIR = Path(os.environ.get("VIT_TUTORIAL_DATA", Path(__file__).resolve().parents[1] / "data"))
 DOWNLOAD_DIR = DATA_DIR / "downloads"  # git-ignored
@@ -50,7 +54,7 @@ class ImageData:
     classes: list[str]
     mean: tuple[float, ...]  # per-channel, of the training images scaled to [0, 1]
     std: tuple[float, ...]
-    augment: str = "none"  # which augmentation suits it: 'shift' (digits) or 'crop_flip' (CIFAR)
+    augmentation: str = "none"  # the kind that suits it: 'shift' (digits) or 'crop_flip' (CIFAR)
 
     @property
     def image_size(self) -> tuple[int, int]:
@@ -64,7 +68,7 @@ class ImageData:
         """The first ``n_train`` / ``n_test`` images (for smoke runs); the splits stay disjoint."""
         return ImageData(self.name, self.x_train[:n_train], self.y_train[:n_train],
                          self.x_test[:n_test], self.y_test[:n_test], self.classes,
-                         self.mean, self.std, self.augment)
+                         self.mean, self.std, self.augmentation)
 
     def __repr__(self) -> str:
         return (f"ImageData({self.name!r}: train {tuple(self.x_train.shape)}, "
@@ -89,11 +93,16 @@ def load_digits(path: str | Path | None = None) -> ImageData:
         y_train, y_test = (torch.from_numpy(f[k].astype(np.int64)) for k in ("y_train", "y_test"))
     mean, std = _channel_stats(x_train)
     return ImageData("digits", x_train, y_train, x_test, y_test, [str(i) for i in range(10)],
-                     mean, std, augment="shift")
+                     mean, std, augmentation="shift")
 
 
 class _ArrayUnpickler(pickle.Unpickler):
-    """Reads CIFAR-10's pickled batches but refuses anything beyond plain data and NumPy arrays."""
+    """Reads CIFAR-10's pickled batches but refuses anything beyond plain data and NumPy arrays.
+
+    Why not ``pickle.load`` (what CIFAR-10's own page shows): a pickle can name any function to
+    call while loading, so a doctored batch file would run code. ``np.load(allow_pickle=False)``
+    cannot read this format, so the unpickler itself says which globals it will resolve.
+    """
 
     ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
                ("numpy", "ndarray"), ("numpy", "dtype"), ("builtins", "bytes")}
@@ -111,26 +120,49 @@ def _read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
     return data, np.asarray(batch[b"labels"], dtype=np.int64)
 
 
+@contextlib.contextmanager
+def network_timeout(seconds: float = 20.0):
+    """A socket timeout for the downloads inside the block, so an offline machine fails in seconds, not minutes."""
+    old = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(seconds)
+    try:
+        yield
+    finally:
+        socket.setdefaulttimeout(old)
+
+
+def file_md5(path: Path) -> str:
+    digest = hashlib.md5()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _extract_cifar10(archive: Path, root: Path) -> None:
+    """Extract an archive put in place by hand, after the same MD5 check a download gets."""
+    if (md5 := file_md5(archive)) != CIFAR10_MD5:
+        raise DataUnavailableError(
+            f"{archive} is not the CIFAR-10 archive (MD5 {md5}, expected {CIFAR10_MD5}): it is damaged or "
+            f"another file; delete it and download cifar-10-python.tar.gz again from {CIFAR10_URL}")
+    with tarfile.open(archive) as tar:
+        if hasattr(tarfile, "data_filter"):  # refuses paths that escape root
+            tar.extractall(root, filter="data")
+        else:
+            tar.extractall(root)
+
+
 def _download_cifar10(root: Path) -> None:
     from torchvision.datasets.utils import download_and_extract_archive
 
     archive = root / "cifar-10-python.tar.gz"
+    if archive.is_file():
+        return _extract_cifar10(archive, root)
     try:
-        if archive.is_file():
-            with tarfile.open(archive) as tar:
-                if hasattr(tarfile, "data_filter"):  # refuses paths that escape root
-                    tar.extractall(root, filter="data")
-                else:
-                    tar.extractall(root)
-            return
-        old = socket.getdefaulttimeout()
-        socket.setdefaulttimeout(20)
-        try:
+        with network_timeout():
             download_and_extract_archive(CIFAR10_URL, str(root), md5=CIFAR10_MD5)
-        finally:
-            socket.setdefaulttimeout(old)
     except (OSError, RuntimeError, tarfile.TarError) as e:
-        reason = str(getattr(e, "reason", e)).splitlines()[0][:120]
+        reason = first_line(getattr(e, "reason", None) or e, 120)
         raise DataUnavailableError(
             f"CIFAR-10 is not in {root} and could not be downloaded ({type(e).__name__}: {reason}). "
             f"Put cifar-10-python.tar.gz from {CIFAR10_URL} (or its extracted "
@@ -159,7 +191,7 @@ def load_cifar10(root: str | Path | None = None, download: bool = True) -> Image
     x_test, y_test = (torch.from_numpy(a) for a in parts[5])
     mean, std = _channel_stats(x_train)
     return ImageData("cifar10", x_train, y_train, x_test, y_test, list(CIFAR10_CLASSES),
-                     mean, std, augment="crop_flip")
+                     mean, std, augmentation="crop_flip")
 
 
 def load_dataset(name: str, root: str | Path | None = None, download: bool = True) -> ImageData:
@@ -181,6 +213,11 @@ def augment_batch(x: torch.Tensor, kind: str, generator: torch.Generator | None 
     ``'shift'``: translate each image by up to ``max_shift`` pixels (zeros come in);
     digits stay digits, and the model stops relying on exact pixel positions.
     ``'crop_flip'``: CIFAR's classic 4-pixel padded random crop and horizontal flip.
+
+    Why not ``torchvision.transforms`` in a ``DataLoader``: those work one image at a time in
+    worker processes. Here the dataset is already a tensor in memory (on the GPU when there is
+    one), so one batched gather does the whole batch, and the offsets come from the run's own
+    generator, so a resumed run draws exactly what an uninterrupted one would.
     """
     if kind == "none":
         return x
@@ -209,6 +246,15 @@ def normalize(x: torch.Tensor, mean, std) -> torch.Tensor:
     m = torch.tensor(mean, device=x.device).view(1, -1, 1, 1)
     s = torch.tensor(std, device=x.device).view(1, -1, 1, 1)
     return (x.float() / 255 - m) / s
+
+
+def model_input(x: torch.Tensor, mean, std, image_size: int | None = None) -> torch.Tensor:
+    """A uint8 batch as the model takes it: normalised, and resized to ``image_size`` if given
+    (bilinear, on the batch's device: how the series fine-tunes a 224-px model on 32-px images)."""
+    x = normalize(x, mean, std)
+    if image_size is None or tuple(x.shape[-2:]) == (image_size, image_size):
+        return x
+    return torch.nn.functional.interpolate(x, size=(image_size, image_size), mode="bilinear", align_corners=False)
 
 
 # --------------------------------------------------------------------------- photos

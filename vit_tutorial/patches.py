@@ -1,8 +1,8 @@
-"""Step 2 of the series: an image becomes a sequence of patch tokens, and tokens get positions.
+"""Notebook 03: an image becomes a sequence of patch tokens, and tokens get positions.
 
 A ViT never sees pixels directly. It cuts the image into non-overlapping
 ``p x p`` patches, flattens each one and projects it linearly to ``dim``
-features. Written with einops (``Rearrange`` then ``Linear``, the seed's way)
+features. Written with einops (``Rearrange`` then ``Linear``, lucidrains' way)
 that is the same map as a ``Conv2d`` with kernel = stride = ``p``; the two
 ``kind``s of :class:`PatchEmbedding` compute identical outputs when their
 weights are tied (see :func:`linear_to_conv_weight`).
@@ -40,7 +40,7 @@ def check_patch_grid(image_size, patch_size) -> tuple[tuple[int, int], tuple[int
         raise ValueError(
             f"image_size {h}x{w} is not divisible by patch_size {ph}x{pw}; "
             f"choose a patch size that divides it (for {h}x{w}: e.g. "
-            f"{', '.join(str(d) for d in _divisors(math.gcd(h, w))[1:6])})")
+            f"{', '.join(str(d) for d in (_divisors(math.gcd(h, w))[1:6] or [1]))})")
     return (h, w), (ph, pw)
 
 
@@ -74,6 +74,13 @@ class PatchEmbedding(nn.Module):
                 Rearrange("b d h w -> b (h w) d"))
 
     def forward(self, img: torch.Tensor) -> torch.Tensor:
+        # Checked here, where the constraint lives: einops' own error would speak of axis names.
+        (h, w), c = self.image_size, self.channels
+        if not isinstance(img, torch.Tensor) or img.dim() != 4 or tuple(img.shape[1:]) != (c, h, w):
+            got = tuple(img.shape) if isinstance(img, torch.Tensor) else type(img).__name__
+            raise ValueError(f"PatchEmbedding expects images of shape (batch, {c}, {h}, {w}) "
+                             f"({self.grid[0]}x{self.grid[1]} patches of {self.patch_size[0]}x{self.patch_size[1]}), "
+                             f"got {got}")
         return self.proj(img)
 
 

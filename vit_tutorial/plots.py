@@ -1,4 +1,4 @@
-"""Step 6 of the series: pictures. Every figure has a title and labelled axes."""
+"""Every notebook: the pictures. Every figure has a title and labelled axes."""
 from __future__ import annotations
 
 import matplotlib.pyplot as plt

@@ -1,4 +1,4 @@
-"""Step 7 of the series: the real, pretrained ViT, in this package's own class.
+"""Notebook 07: the real, pretrained ViT, in this package's own class.
 
 torchvision's ``VisionTransformer`` (``vit_b_16``, ``vit_b_32``, ``vit_l_16``,
 ``vit_l_32``, ``vit_h_14``) is the paper's architecture with different names.
@@ -9,15 +9,14 @@ works on it too.
 """
 from __future__ import annotations
 
-import socket
-import urllib.error
 from pathlib import Path
 
 import torch
 from torch import nn
 
 from . import data
-from .data import DataUnavailableError
+from .data import DataUnavailableError, network_timeout
+from .validate import first_line
 from .vit import ViT
 
 TORCHVISION_VITS = ("vit_b_16", "vit_b_32", "vit_l_16", "vit_l_32", "vit_h_14")
@@ -28,7 +27,8 @@ def weights_dir() -> Path:
     return data.DOWNLOAD_DIR / "weights"
 
 
-def torchvision_vit(name: str = "vit_b_16", pretrained: bool = True, progress: bool = False) -> tuple[ViT, list[str] | None]:
+def torchvision_vit(name: str = "vit_b_16", pretrained: bool = True,
+                    progress: bool = False) -> tuple[ViT, list[str] | None]:
     """torchvision's ``name`` as a :class:`ViT` in eval mode, and its ImageNet class names.
 
     With ``pretrained``, the ImageNet-1k weights (``IMAGENET1K_V1``) are read from
@@ -46,19 +46,16 @@ def torchvision_vit(name: str = "vit_b_16", pretrained: bool = True, progress: b
     weights = tvm.get_model_weights(name).IMAGENET1K_V1
     folder = weights_dir()
     filename = weights.url.rsplit("/", 1)[-1]
-    old = socket.getdefaulttimeout()
-    socket.setdefaulttimeout(20)
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        state = torch.hub.load_state_dict_from_url(weights.url, model_dir=str(folder), progress=progress,
-                                                   check_hash=True, weights_only=True)
-    except (OSError, urllib.error.URLError, RuntimeError) as e:
-        reason = str(getattr(e, "reason", e)).splitlines()[0][:120]
+        with network_timeout():
+            state = torch.hub.load_state_dict_from_url(weights.url, model_dir=str(folder), progress=progress,
+                                                       check_hash=True, weights_only=True)
+    except (OSError, RuntimeError) as e:  # urllib's URLError is an OSError
+        reason = first_line(getattr(e, "reason", None) or e, 120)
         raise DataUnavailableError(
             f"the ImageNet weights of {name} are not in {folder} and could not be downloaded "
             f"({type(e).__name__}: {reason}). Put {filename} from {weights.url} into {folder}.") from None
-    finally:
-        socket.setdefaulttimeout(old)
     model = builder()
     model.load_state_dict(state)
     return from_torchvision(model.eval()), list(weights.meta["categories"])

@@ -1,4 +1,4 @@
-"""Step 8 of the series: making training fast, one measured step at a time.
+"""Notebook 09: making training fast, one measured step at a time.
 
 The ladder starts from the plainest correct training step and adds one thing per rung:
 
@@ -9,7 +9,8 @@ The ladder starts from the plainest correct training step and adds one thing per
     4  + fused AdamW (one kernel for all parameters)
     5  + data kept on the device, augmented there (no per-batch copy; skipped on a CPU)
 
-Each rung is cumulative. :func:`fast_path` times them round-robin, so that a slow moment of a
+Each rung is cumulative, and every rung runs :func:`vit_tutorial.step.train_step`, the step of
+the real training loop. :func:`fast_path` times them round-robin, so that a slow moment of a
 shared machine hits all rungs alike, and returns images/s per rung. None of the rungs changes
 what is computed beyond float rounding; :func:`accuracy_check` trains with the rungs that touch
 the arithmetic (attention kernel, precision, compilation) to show it.
@@ -21,11 +22,14 @@ import statistics
 import time
 
 import torch
-import torch.nn.functional as F
 
 from .data import augment_batch, normalize
-from .train import TrainConfig, cpu_supports_bf16, param_groups, train
-from .vit import ViT, preset
+from .devices import cpu_supports_bf16
+from .optim import param_groups
+from .recipes import TrainConfig
+from .step import train_step
+from .train import train
+from .vit import ViT, preset_kwargs
 
 RUNGS = ("einsum attention, fp32, CPU data", "+ fused attention (SDPA)", "+ bf16 autocast",
          "+ torch.compile", "+ fused AdamW", "+ data on the device")
@@ -39,64 +43,59 @@ def _skip_reason(rung: int, device: torch.device) -> str | None:
     return None
 
 
-def fast_path(device: str | torch.device = "cpu", model_preset: str = "cifar10", batch_size: int = 256,
-              steps: int = 10, rounds: int = 3, warmup: int = 3, rungs: tuple[int, ...] = tuple(range(6)),
-              n_images: int = 4096, compile_mode: str | None = None) -> list[dict]:
-    """Training images/s of each rung of the ladder on ``device`` (synthetic CIFAR-shaped data).
+@dataclasses.dataclass
+class _Batches:
+    """Synthetic CIFAR-shaped data, on the CPU (as a loader would hand it over) and on the device."""
 
-    Returns one dict per rung: ``rung``, ``name``, ``images_per_second`` (median over rounds, or
-    None with ``skipped`` saying why) and ``speedup`` against rung 0.
-    """
-    device = torch.device(device)
-    cfg = preset(model_preset)
-    size, ch = cfg["image_size"], cfg.get("channels", 3)
-    g = torch.Generator().manual_seed(0)
-    x_cpu = torch.randint(0, 256, (n_images, ch, size, size), dtype=torch.uint8, generator=g)
-    y_cpu = torch.randint(0, cfg["num_classes"], (n_images,), generator=g)
-    if device.type == "cuda":
-        x_cpu, y_cpu = x_cpu.pin_memory(), y_cpu.pin_memory()
-    x_dev, y_dev = x_cpu.to(device), y_cpu.to(device)
-    mean, std = (0.5,) * ch, (0.25,) * ch
+    x_cpu: torch.Tensor
+    y_cpu: torch.Tensor
+    x_dev: torch.Tensor
+    y_dev: torch.Tensor
+    generator: torch.Generator
+    batch_size: int
 
-    def make(rung: int):
-        torch.manual_seed(0)
-        model = ViT(**{**cfg, "attn_impl": "einsum" if rung < 1 else "sdpa"}).to(device).train()
-        dtype = torch.bfloat16 if rung >= 2 else None
-        fn = torch.compile(model, mode=compile_mode) if rung >= 3 else model
-        fused = rung >= 4
-        opt = torch.optim.AdamW(param_groups(model, 0.05), lr=1e-4, fused=fused or None,
-                                foreach=None if fused else True)
-        on_device = rung >= 5
-        state = {"i": 0}
+    @classmethod
+    def make(cls, cfg: dict, n_images: int, batch_size: int, device: torch.device) -> "_Batches":
+        size, ch = cfg["image_size"], cfg.get("channels", 3)
+        g = torch.Generator().manual_seed(0)
+        x = torch.randint(0, 256, (n_images, ch, size, size), dtype=torch.uint8, generator=g)
+        y = torch.randint(0, cfg["num_classes"], (n_images,), generator=g)
+        if device.type == "cuda":
+            x, y = x.pin_memory(), y.pin_memory()
+        return cls(x, y, x.to(device), y.to(device), g, batch_size)
 
-        def step():
-            i = state["i"] % (n_images // batch_size)
-            state["i"] += 1
-            sl = slice(i * batch_size, (i + 1) * batch_size)
-            if on_device:
-                xb, yb = augment_batch(x_dev[sl], "crop_flip", g), y_dev[sl]
-            else:  # the usual loader: augment on the CPU, then copy the batch over
-                xb = augment_batch(x_cpu[sl], "crop_flip", g).to(device, non_blocking=True)
-                yb = y_cpu[sl].to(device, non_blocking=True)
-            with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
-                loss = F.cross_entropy(fn(normalize(xb, mean, std)).float(), yb)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-        return step
+    def get(self, i: int, on_device: bool, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        i %= len(self.x_cpu) // self.batch_size
+        sl = slice(i * self.batch_size, (i + 1) * self.batch_size)
+        if on_device:
+            return augment_batch(self.x_dev[sl], "crop_flip", self.generator), self.y_dev[sl]
+        # the usual loader: augment on the CPU, then copy the batch over
+        xb = augment_batch(self.x_cpu[sl], "crop_flip", self.generator).to(device, non_blocking=True)
+        return xb, self.y_cpu[sl].to(device, non_blocking=True)
 
+
+def _rung_step(rung: int, cfg: dict, batches: _Batches, device: torch.device, compile_mode: str | None):
+    """A zero-argument function that runs one training step with everything up to ``rung`` switched on."""
+    torch.manual_seed(0)
+    model = ViT(**{**cfg, "attn_impl": "einsum" if rung < 1 else "sdpa"}).to(device).train()
+    fn = torch.compile(model, mode=compile_mode) if rung >= 3 else model
+    fused = rung >= 4
+    opt = torch.optim.AdamW(param_groups(model, 0.05), lr=1e-4, fused=fused or None, foreach=None if fused else True)
+    dtype = torch.bfloat16 if rung >= 2 else None
+    mean, std = (0.5,) * model.channels, (0.25,) * model.channels
+    count = iter(range(1 << 62))
+
+    def step():
+        xb, yb = batches.get(next(count), rung >= 5, device)
+        train_step(fn, opt, normalize(xb, mean, std), yb, amp_dtype=dtype)
+    return step
+
+
+def _time_round_robin(steps_fns: dict, steps: int, rounds: int, batch_size: int, device: torch.device) -> dict:
     def sync():
         if device.type == "cuda":
             torch.cuda.synchronize()
 
-    results, steps_fns = [], {}
-    for r in rungs:
-        reason = _skip_reason(r, device)
-        results.append({"rung": r, "name": RUNGS[r], "images_per_second": None, "skipped": reason})
-        if reason is None:
-            steps_fns[r] = make(r)
-            for _ in range(warmup):
-                steps_fns[r]()
     sync()
     rates = {r: [] for r in steps_fns}
     for _ in range(rounds):
@@ -106,6 +105,29 @@ def fast_path(device: str | torch.device = "cpu", model_preset: str = "cifar10",
                 step()
             sync()
             rates[r].append(steps * batch_size / (time.perf_counter() - t0))
+    return rates
+
+
+def fast_path(device: str | torch.device = "cpu", model_preset: str = "cifar10", batch_size: int = 256,
+              steps: int = 10, rounds: int = 3, warmup: int = 3, rungs: tuple[int, ...] = tuple(range(6)),
+              n_images: int = 4096, compile_mode: str | None = None) -> list[dict]:
+    """Training images/s of each rung of the ladder on ``device`` (synthetic CIFAR-shaped data).
+
+    Returns one dict per rung: ``rung``, ``name``, ``images_per_second`` (median over rounds, or
+    None with ``skipped`` saying why) and ``speedup`` against rung 0.
+    """
+    device = torch.device(device)
+    cfg = preset_kwargs(model_preset)
+    batches = _Batches.make(cfg, n_images, batch_size, device)
+    results, steps_fns = [], {}
+    for r in rungs:
+        reason = _skip_reason(r, device)
+        results.append({"rung": r, "name": RUNGS[r], "images_per_second": None, "skipped": reason})
+        if reason is None:
+            steps_fns[r] = _rung_step(r, cfg, batches, device, compile_mode)
+            for _ in range(warmup):
+                steps_fns[r]()
+    rates = _time_round_robin(steps_fns, steps, rounds, batch_size, device)
     base = statistics.median(rates[rungs[0]]) if rungs[0] in rates else None
     for row in results:
         if row["rung"] in rates:
@@ -126,7 +148,8 @@ def accuracy_check(device: str | None = None, epochs: int = 36, seed: int = 0, d
     base = dataclasses.replace(base or TrainConfig(), epochs=epochs, seed=seed, device=device)
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     bf16 = dev.type == "cuda" or cpu_supports_bf16()
-    variants = [("einsum attention, fp32", dict(model={**base.model, "attn_impl": "einsum"}, amp="off")),
+    variants = [("einsum attention, fp32", dict(model_overrides={**base.model_overrides, "attn_impl": "einsum"},
+                                                amp="off")),
                 ("SDPA, fp32", dict(amp="off"))]
     if bf16:
         variants += [("SDPA, bf16", dict(amp="bf16")), ("SDPA, bf16, compiled", dict(amp="bf16", compile=True))]

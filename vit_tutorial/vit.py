@@ -1,12 +1,13 @@
-"""Step 3 of the series: the Vision Transformer itself.
+"""Notebook 04: the Vision Transformer itself, and the paper's model sizes.
 
 image -> patch tokens -> prepend [CLS] -> add positions -> L pre-norm encoder
 blocks -> final LayerNorm -> pool ([CLS] or mean) -> linear head.
 
-The constructor keeps the seed's keyword arguments (``image_size, patch_size,
-num_classes, dim, depth, heads, mlp_dim, pool, channels, dim_head, dropout,
-emb_dropout``); everything after those is an optional extra with a default that
-keeps the seed's call working.
+The constructor takes the keyword arguments of lucidrains/vit-pytorch's ``ViT``
+(``image_size, patch_size, num_classes, dim, depth, heads, mlp_dim, pool,
+channels, dim_head, dropout, emb_dropout``), so code written for it runs here;
+everything after those is an optional extra whose default keeps that call working.
+Training, data and checkpoints live in their own modules: this one is only the model.
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from torch import nn
 
 from .attention import ATTENTION_IMPLS, Attention
 from .patches import PATCH_EMBED_KINDS, PatchEmbedding, check_patch_grid, posemb_sincos_2d
+from .validate import choice, fraction, positive_int
 
 POOLS = ("cls", "mean")
 POS_EMBEDDINGS = ("learned", "sincos", "none")
@@ -73,29 +75,55 @@ class Transformer(nn.Module):
         return self.norm(x)
 
 
-def _positive_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value <= 0:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+def _autocast_on(device_type: str) -> bool:
+    try:
+        return torch.is_autocast_enabled(device_type)
+    except TypeError:  # torch < 2.4 takes no argument (and means CUDA)
+        return torch.is_autocast_enabled() or torch.is_autocast_cpu_enabled()
 
 
-def _probability(name, value):
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0.0 <= value < 1.0:
-        raise ValueError(f"{name} must be a number in [0, 1), got {value!r}")
+def prepend_cls_token(tokens: torch.Tensor, cls_token: torch.Tensor) -> torch.Tensor:
+    """``(b, n, dim)`` patch tokens -> ``(b, 1 + n, dim)``, the learned ``(1, 1, dim)`` [CLS] first.
+
+    The one place the [CLS] token joins the sequence: ``expand`` gives every image the same
+    vector without copying it, and the head reads position 0 at the end.
+    """
+    return torch.cat([cls_token.expand(tokens.shape[0], -1, -1), tokens], dim=1)
 
 
-def _choice(name, value, allowed):
-    if value not in allowed:
-        raise ValueError(f"{name} must be one of {', '.join(map(repr, allowed))}, got {value!r}")
+def pool_tokens(x: torch.Tensor, pool: str) -> torch.Tensor:
+    """``(b, 1 + n, dim)`` encoder output -> ``(b, dim)``: the [CLS] token, or the mean of the patch tokens."""
+    return x[:, 1:].mean(dim=1) if pool == "mean" else x[:, 0]
+
+
+def check_vit_arguments(image_size, patch_size, num_classes, dim, depth, heads, mlp_dim, pool, channels,
+                        dim_head, dropout, emb_dropout, pos_embedding, patch_embed, attn_impl, norm_eps) -> None:
+    """Raise a ``ValueError`` that names the first bad argument of :class:`ViT` and what would be valid."""
+    check_patch_grid(image_size, patch_size)
+    for name, value in (("num_classes", num_classes), ("dim", dim), ("depth", depth), ("heads", heads),
+                        ("mlp_dim", mlp_dim), ("channels", channels), ("dim_head", dim_head)):
+        positive_int(name, value)
+    fraction("dropout", dropout)
+    fraction("emb_dropout", emb_dropout)
+    choice("pool", pool, POOLS)
+    choice("pos_embedding", pos_embedding, POS_EMBEDDINGS)
+    choice("patch_embed", patch_embed, PATCH_EMBED_KINDS)
+    choice("attn_impl", attn_impl, ATTENTION_IMPLS)
+    if isinstance(norm_eps, bool) or not isinstance(norm_eps, numbers.Real) or not 0 < norm_eps < 1:
+        raise ValueError(f"norm_eps must be a small positive number, got {norm_eps!r}")
+    if pos_embedding == "sincos" and dim % 4:
+        raise ValueError(f"pos_embedding='sincos' needs dim divisible by 4, got dim={dim}")
 
 
 class ViT(nn.Module):
-    """Vision Transformer (Dosovitskiy et al., 2021) with the seed's constructor.
+    """Vision Transformer (Dosovitskiy et al., 2021), with lucidrains/vit-pytorch's constructor.
 
-    Extras beyond the seed: ``qkv_bias`` (the paper and torchvision use biases),
-    ``pos_embedding`` (``'learned'`` | ``'sincos'`` | ``'none'``), ``patch_embed``
-    (``'linear'`` | ``'conv'``), ``attn_impl`` (``'sdpa'`` | ``'einsum'``) and
-    ``final_norm`` and ``norm_eps`` (LayerNorm's epsilon: torchvision and the paper's
-    checkpoints use 1e-6).
+    The data path is ``forward_features`` (image -> patch tokens -> [CLS] + positions -> encoder ->
+    final norm) then ``forward_head`` (pool -> linear head). Extras beyond the original keyword
+    arguments: ``qkv_bias`` (the paper and torchvision use biases), ``pos_embedding``
+    (``'learned'`` | ``'sincos'`` | ``'none'``), ``patch_embed`` (``'linear'`` | ``'conv'``),
+    ``attn_impl`` (``'sdpa'`` | ``'einsum'``), ``final_norm`` and ``norm_eps`` (LayerNorm's
+    epsilon: torchvision and the paper's checkpoints use 1e-6).
     """
 
     def __init__(self, *, image_size, patch_size, num_classes, dim, depth, heads, mlp_dim,
@@ -103,22 +131,8 @@ class ViT(nn.Module):
                  qkv_bias=False, pos_embedding="learned", patch_embed="linear",
                  attn_impl="sdpa", final_norm=True, norm_eps=1e-5):
         super().__init__()
-        check_patch_grid(image_size, patch_size)
-        for name, value in (("num_classes", num_classes), ("dim", dim), ("depth", depth),
-                            ("heads", heads), ("mlp_dim", mlp_dim), ("channels", channels),
-                            ("dim_head", dim_head)):
-            _positive_int(name, value)
-        _probability("dropout", dropout)
-        _probability("emb_dropout", emb_dropout)
-        _choice("pool", pool, POOLS)
-        _choice("pos_embedding", pos_embedding, POS_EMBEDDINGS)
-        _choice("patch_embed", patch_embed, PATCH_EMBED_KINDS)
-        _choice("attn_impl", attn_impl, ATTENTION_IMPLS)
-        if isinstance(norm_eps, bool) or not isinstance(norm_eps, numbers.Real) or not 0 < norm_eps < 1:
-            raise ValueError(f"norm_eps must be a small positive number, got {norm_eps!r}")
-        if pos_embedding == "sincos" and dim % 4:
-            raise ValueError(f"pos_embedding='sincos' needs dim divisible by 4, got dim={dim}")
-
+        check_vit_arguments(image_size, patch_size, num_classes, dim, depth, heads, mlp_dim, pool, channels,
+                            dim_head, dropout, emb_dropout, pos_embedding, patch_embed, attn_impl, norm_eps)
         self.pool, self.channels = pool, channels
         self.to_patch_embedding = PatchEmbedding(image_size, patch_size, dim, channels, patch_embed)
         self.image_size = self.to_patch_embedding.image_size
@@ -159,26 +173,33 @@ class ViT(nn.Module):
             nn.init.trunc_normal_(self.pos_embedding, std=0.02)
 
     def check_input(self, img: torch.Tensor) -> None:
-        """Raise a ``ValueError`` naming the expected shape if ``img`` cannot go through the model."""
+        """Raise a ``ValueError`` naming the expected shape and dtype if ``img`` cannot go through the model."""
         c, (h, w) = self.channels, self.image_size
         if not isinstance(img, torch.Tensor):
             raise ValueError(f"expected a torch.Tensor of shape (batch, {c}, {h}, {w}), got {type(img).__name__}")
         if img.dim() != 4 or tuple(img.shape[1:]) != (c, h, w):
             hint = " (add a batch dimension with img.unsqueeze(0))" if img.dim() == 3 else ""
             raise ValueError(f"expected input of shape (batch, {c}, {h}, {w}), got {tuple(img.shape)}{hint}")
+        dtype = self.cls_token.dtype
+        if img.dtype != dtype and not (img.is_floating_point() and _autocast_on(img.device.type)):
+            how = ("scale it to floats first, e.g. vit_tutorial.data.normalize(img, mean, std)"
+                   if not img.is_floating_point() else f"convert it with img.to({dtype})")
+            raise ValueError(f"expected {dtype} input (the model's dtype), got {img.dtype}: {how}")
 
     def forward_features(self, img: torch.Tensor) -> torch.Tensor:
-        """All tokens after the encoder and final norm: ``(b, 1 + num_patches, dim)``."""
+        """All tokens after the encoder and the final norm: ``(b, 1 + num_patches, dim)``."""
         self.check_input(img)
-        x = self.to_patch_embedding(img)
-        cls = self.cls_token.expand(x.shape[0], -1, -1)
-        x = torch.cat([cls, x], dim=1) + self.pos_embedding
+        x = prepend_cls_token(self.to_patch_embedding(img), self.cls_token) + self.pos_embedding
         return self.transformer(self.dropout(x))
 
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        """Encoder output -> class logits ``(b, num_classes)``; ``pre_logits`` stops before the linear
+        head and returns the pooled ``(b, dim)`` vector (what fine-tuning and analysis look at)."""
+        x = pool_tokens(x, self.pool)
+        return x if pre_logits else self.mlp_head(x)
+
     def forward(self, img: torch.Tensor) -> torch.Tensor:
-        x = self.forward_features(img)
-        x = x[:, 1:].mean(dim=1) if self.pool == "mean" else x[:, 0]
-        return self.mlp_head(x)
+        return self.forward_head(self.forward_features(img))
 
 
 def _paper(dim, depth, heads, mlp_dim, patch):
@@ -206,7 +227,7 @@ PRESETS: dict[str, dict] = {
 }
 
 
-def preset(name: str, **overrides) -> dict:
+def preset_kwargs(name: str, **overrides) -> dict:
     """A copy of ``PRESETS[name]`` with ``overrides`` applied."""
     if name not in PRESETS:
         raise ValueError(f"unknown preset {name!r}; choose one of: {', '.join(PRESETS)}")
@@ -215,7 +236,7 @@ def preset(name: str, **overrides) -> dict:
 
 def create_vit(name: str, **overrides) -> ViT:
     """Build a :class:`ViT` from a preset, e.g. ``create_vit('ViT-B/16', num_classes=10)``."""
-    return ViT(**preset(name, **overrides))
+    return ViT(**preset_kwargs(name, **overrides))
 
 
 def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
@@ -223,5 +244,5 @@ def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
 
 
-__all__ = ["FeedForward", "Block", "Transformer", "ViT", "PRESETS", "preset", "create_vit",
-           "count_parameters"]
+__all__ = ["FeedForward", "Block", "Transformer", "ViT", "PRESETS", "preset_kwargs", "create_vit",
+           "count_parameters", "prepend_cls_token", "pool_tokens"]

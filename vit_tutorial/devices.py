@@ -1,0 +1,142 @@
+"""Notebooks 05 and 09: where a model runs and in what precision, and how to say so honestly.
+
+This module picks the device (a CUDA GPU, Apple's ``mps``, or the CPU), decides whether
+mixed precision pays there (bf16 on GPUs that have it, fp16 with loss scaling on older
+ones, fp32 on CPUs unless they do bf16 natively), and names the hardware in one line for
+every timing the series reports: the same training recipe ran twice as fast on a CPU
+with AVX-512 as on one without, so a time without its machine means little.
+It knows nothing about models or training.
+"""
+from __future__ import annotations
+
+import contextlib
+import platform
+from pathlib import Path
+
+import torch
+
+AMP_MODES = ("auto", "off", "bf16", "fp16")
+
+
+def pick_device(requested: str | None = None) -> torch.device:
+    """``cuda`` if present, else Apple's ``mps``, else ``cpu``; or check the one asked for."""
+    if requested in (None, "", "auto"):
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if _mps_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        dev = torch.device(requested)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"unknown device {requested!r}; use auto, cpu, cuda, cuda:N or mps") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' was asked for but no CUDA GPU is visible; use --device cpu or auto")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise ValueError(f"device {requested!r} does not exist: {torch.cuda.device_count()} CUDA GPU(s)")
+    if dev.type == "mps" and not _mps_available():
+        raise ValueError("device 'mps' was asked for but Apple's Metal backend is not available here")
+    if dev.type not in ("cpu", "cuda", "mps"):
+        raise ValueError(f"unsupported device {requested!r}; use auto, cpu, cuda, cuda:N or mps")
+    return dev
+
+
+def _mps_available() -> bool:
+    return bool(getattr(torch.backends, "mps", None) and torch.backends.mps.is_available())
+
+
+def _cpu_flags() -> str:
+    try:
+        return Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return ""
+
+
+def cpu_supports_bf16() -> bool:
+    """True where the CPU has native bf16 math (AVX512-BF16 or AMX); elsewhere bf16 is emulated and slow."""
+    for probe in ("_is_amx_tile_supported", "_is_avx512_bf16_supported"):
+        fn = getattr(torch.cpu, probe, None)
+        if fn is not None:
+            try:
+                if fn():
+                    return True
+            except RuntimeError:
+                pass
+    flags = _cpu_flags()
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def cpu_has_avx512() -> bool:
+    """Whether PyTorch's CPU kernels run with AVX-512 here (the widest vectors x86 CPUs have)."""
+    capability = getattr(torch.backends.cpu, "get_cpu_capability", None)
+    if capability is not None:
+        return "AVX512" in capability()
+    return " avx512f" in _cpu_flags()
+
+
+def cpu_name() -> str:
+    """The CPU's model name, for honest timing reports."""
+    for line in _cpu_flags().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
+def device_name(device: str | torch.device | None = None) -> str:
+    """One line naming the hardware behind ``device``: the GPU's name, or the CPU's with its threads
+    and whether it has AVX-512. Every time and speed the series reports carries this line."""
+    dev = pick_device(str(device) if device is not None else None)
+    if dev.type == "cuda":
+        return torch.cuda.get_device_name(dev)
+    if dev.type == "mps":
+        return "Apple GPU (mps)"
+    return (f"{cpu_name()}, {torch.get_num_threads()} threads, "
+            f"{'with' if cpu_has_avx512() else 'no'} AVX-512")
+
+
+def resolve_amp(amp: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype for ``amp`` on ``device``, or ``None`` for full fp32.
+
+    ``auto``: bf16 on GPUs that have it, fp16 (with a gradient scaler) on older
+    GPUs, fp32 on CPU and MPS. ``bf16`` on a CPU is allowed only where it is native.
+    """
+    if amp not in AMP_MODES:
+        raise ValueError(f"amp must be one of {', '.join(AMP_MODES)}, got {amp!r}")
+    if amp == "off":
+        return None
+    if device.type == "cuda":
+        if amp == "fp16":
+            return torch.float16
+        if amp == "bf16" and not torch.cuda.is_bf16_supported():
+            raise ValueError("this GPU has no bf16 support; use --amp fp16 or --amp auto")
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if device.type == "cpu":
+        if amp == "bf16":
+            if not cpu_supports_bf16():
+                raise ValueError("this CPU has no native bf16 (AVX512-BF16/AMX); use --amp off")
+            return torch.bfloat16
+        if amp == "fp16":
+            raise ValueError("fp16 autocast is for GPUs; on a CPU use --amp bf16 (where supported) or off")
+        return None
+    # mps
+    if amp == "auto":
+        return None
+    return torch.float16 if amp == "fp16" else torch.bfloat16
+
+
+def autocast(device: torch.device, dtype: torch.dtype | None):
+    """``torch.autocast`` in ``dtype`` on ``device``, or a no-op context for full precision."""
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=dtype)
+
+
+def grad_scaler(device: torch.device, enabled: bool):
+    """fp16 needs loss scaling (its range is small); bf16 and fp32 do not."""
+    if hasattr(torch.amp, "GradScaler"):  # torch >= 2.3
+        return torch.amp.GradScaler(device.type, enabled=enabled)
+    return torch.cuda.amp.GradScaler(enabled=enabled and device.type == "cuda")
+
+
+__all__ = ["AMP_MODES", "pick_device", "cpu_supports_bf16", "cpu_has_avx512", "cpu_name", "device_name",
+           "resolve_amp", "autocast", "grad_scaler"]

@@ -1,0 +1,143 @@
+"""Notebook 01's exercises: attention scores, attention, causal attention."""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+
+from ..attention import attention_scores, einsum_attention
+from .harness import Mistake, Trial, close, describe, randn, run_checks
+
+
+def _unscaled_softmax_attention(q, k, v):
+    return (q @ k.transpose(-2, -1)).softmax(-1) @ v
+
+
+SCORE_MISTAKES: list[Mistake] = [
+    (lambda q, k: q @ k.transpose(-2, -1), "the scores are not scaled: you forgot to divide by √d",
+     "divide q·kᵀ by math.sqrt(d), where d = q.shape[-1] is the length of each query/key vector"),
+    (lambda q, k: q @ k.transpose(-2, -1) / q.shape[-1], "you divided by d; the scale is 1/√d",
+     "use math.sqrt(q.shape[-1]) (or q.shape[-1] ** 0.5)"),
+    (lambda q, k: q @ k.transpose(-2, -1) * q.shape[-1] ** 0.5, "you multiplied by √d instead of dividing",
+     "the scale shrinks the scores: q·kᵀ / √d"),
+    (lambda q, k: q @ k.transpose(-2, -1) / k.shape[-2] ** 0.5,
+     "you divided by √(number of keys); the scale uses d, the length of each vector",
+     "d is the last axis: q.shape[-1]"),
+    (lambda q, k: k @ q.transpose(-2, -1) / q.shape[-1] ** 0.5,
+     "the scores are transposed: you computed k·qᵀ, so row i holds key i",
+     "row i must score query i against every key: q @ k.transpose(-2, -1), shape (..., n_queries, n_keys)"),
+]
+
+
+def score_trials(gen, shapes) -> list[Trial]:
+    trials = []
+    for q_shape, k_shape in shapes:
+        q, k = randn(gen, *q_shape), randn(gen, *k_shape)
+        trials.append(Trial(describe(q=q, k=k), (q, k), attention_scores(q, k)))
+    return trials
+
+
+def check_scaled_scores(fn: Callable) -> bool | None:
+    """``fn(q, k)`` -> ``q kᵀ / √d`` of shape ``(..., n_queries, n_keys)`` for ``q, k`` of shape ``(..., n, d)``."""
+    gen = torch.Generator().manual_seed(101)
+    trials = score_trials(gen, [((5, 8), (5, 8)), ((2, 3, 6, 16), (2, 3, 6, 16)), ((2, 4, 32), (2, 7, 32))])
+    return run_checks(fn, trials, reference="vit_tutorial.attention_scores",
+                       mistakes=SCORE_MISTAKES,
+                       hint="scores = q @ k.transpose(-2, -1) / math.sqrt(d): one score per (query, key) pair",
+                       shape_hint="one score per (query, key) pair: (..., n_queries, n_keys)",
+                       error_hint="q and k have shape (..., n, d): k.transpose(-2, -1) swaps the last two axes "
+                                  "(k.T only works for 2-D tensors)")
+
+
+_ATTENTION_MISTAKES: list[Mistake] = [
+    (_unscaled_softmax_attention, "the scores are not scaled: you forgot to divide by √d",
+     "divide q·kᵀ by math.sqrt(d) before the softmax, with d = q.shape[-1]"),
+    (lambda q, k, v: (q @ k.transpose(-2, -1) / q.shape[-1]).softmax(-1) @ v,
+     "you divided the scores by d; the scale is 1/√d", "use math.sqrt(q.shape[-1])"),
+    (lambda q, k, v: (q @ k.transpose(-2, -1) / q.shape[-1] ** 0.5).softmax(-2) @ v,
+     "the softmax runs over the queries (dim=-2): each query's weights over the keys must sum to 1",
+     "the scores are (..., n_queries, n_keys); normalise the last axis with .softmax(dim=-1)"),
+    (lambda q, k, v: (q @ k.transpose(-2, -1) / q.shape[-1] ** 0.5) @ v,
+     "there is no softmax: the raw scores were used as weights",
+     "weights = scores.softmax(dim=-1) turns each row into a probability distribution over the keys"),
+    (lambda q, k, v: (q @ k.transpose(-2, -1) / q.shape[-1] ** 0.5).softmax(-1),
+     "you returned the attention weights, not the output",
+     "finish with the weighted average of the values: weights @ v"),
+]
+
+
+def check_attention(fn: Callable) -> bool | None:
+    """``fn(q, k, v)`` -> ``softmax(q kᵀ / √d) v``, compared with ``vit_tutorial.einsum_attention``."""
+    gen = torch.Generator().manual_seed(102)
+    trials = []
+    for q_shape, kv_len, dv in (((6, 8), 6, 8), ((2, 3, 5, 16), 5, 16), ((2, 4, 32), 7, 12)):
+        q = randn(gen, *q_shape)
+        k = randn(gen, *q_shape[:-2], kv_len, q_shape[-1])
+        v = randn(gen, *q_shape[:-2], kv_len, dv)
+        trials.append(Trial(describe(q=q, k=k, v=v), (q, k, v), einsum_attention(q, k, v)[0]))
+    return run_checks(fn, trials, reference="vit_tutorial.einsum_attention", mistakes=_ATTENTION_MISTAKES,
+                       hint="three steps: scores = q kᵀ / √d, weights = scores.softmax(dim=-1), output = weights @ v",
+                       shape_hint="the output has one row per query and v's feature size: (..., n_queries, d_v)",
+                       error_hint="q, k, v have shape (..., n, d): use k.transpose(-2, -1) (k.T only works in 2-D), "
+                                  "and note that v may have a different last size than q and k")
+
+
+def _causal_ref(q, k, v):
+    n = q.shape[-2]
+    return einsum_attention(q, k, v, mask=torch.ones(n, n, dtype=torch.bool).tril())[0]
+
+
+def _masked(q, k, v, mask, fill=float("-inf"), scale=True):
+    s = q @ k.transpose(-2, -1) / (q.shape[-1] ** 0.5 if scale else 1.0)
+    return s.masked_fill(~mask, fill).softmax(-1) @ v
+
+
+def _tril(q, offset=0):
+    n = q.shape[-2]
+    return torch.ones(n, n, dtype=torch.bool).tril(offset)
+
+
+_DIAGONAL = ("the diagonal is masked too, so a token cannot attend to itself (and token 0 has nothing left)",
+             ".tril() keeps the diagonal; .tril(-1) removes it")
+_CAUSAL_MISTAKES: list[Mistake] = [
+    (lambda q, k, v: einsum_attention(q, k, v)[0], "nothing is masked: query i still sees the later keys j > i",
+     "mask = torch.ones(n, n, dtype=torch.bool).tril(), then scores.masked_fill(~mask, float('-inf'))"),
+    (lambda q, k, v: _masked(q, k, v, _tril(q).T),
+     "you masked the wrong triangle: query i sees the keys after it, not before it",
+     "query i may see keys j ≤ i: on and below the diagonal, which is .tril(), not .triu()"),
+    (lambda q, k, v: _masked(q, k, v, _tril(q, -1)), *_DIAGONAL),
+    (lambda q, k, v: (((q @ k.transpose(-2, -1)) / q.shape[-1] ** 0.5).softmax(-1) * _tril(q)) @ v,
+     "you masked after the softmax, so each row of weights no longer sums to 1",
+     "set the forbidden scores to -inf *before* the softmax: it then gives them exactly 0 and renormalises the rest"),
+    (lambda q, k, v: _masked(q, k, v, _tril(q), fill=0.0),
+     "the forbidden scores were set to 0, but a score of 0 still gets weight (exp(0) = 1)",
+     "fill them with float('-inf'): exp(-inf) = 0"),
+    (lambda q, k, v: _masked(q, k, v, _tril(q), scale=False),
+     "the mask is right, but the scores are not scaled: you forgot to divide by √d",
+     "divide by math.sqrt(q.shape[-1])"),
+]
+
+
+def _diagonal_masked(out: torch.Tensor, trial: Trial) -> tuple[str, str] | None:
+    """Masking the diagonal leaves token 0 nothing to attend to; kernels differ on what row 0 becomes."""
+    strict = _masked(*trial.args, _tril(trial.args[0], -1))
+    if close(out[..., 1:, :], strict[..., 1:, :], 1e-4, 1e-5):
+        return _DIAGONAL
+    return None
+
+
+def check_causal_attention(fn: Callable) -> bool | None:
+    """``fn(q, k, v)`` -> causal self-attention: query ``i`` sees keys ``j <= i`` only."""
+    gen = torch.Generator().manual_seed(103)
+    trials = []
+    for shape, dv in (((5, 8), 8), ((2, 3, 6, 16), 16), ((3, 7, 4), 3)):
+        q, k = randn(gen, *shape), randn(gen, *shape)
+        v = randn(gen, *shape[:-1], dv)
+        trials.append(Trial(describe(q=q, k=k, v=v), (q, k, v), _causal_ref(q, k, v)))
+    return run_checks(fn, trials, reference="vit_tutorial.einsum_attention with a causal mask",
+                       mistakes=_CAUSAL_MISTAKES, diagnose=_diagonal_masked,
+                       hint="scaled scores, then masked_fill(~mask, -inf) with mask = ones(n, n).tril(), "
+                            "then softmax(dim=-1) and @ v",
+                       shape_hint="the output is (..., n, d_v): one row per query",
+                       error_hint="build the mask from the sequence length n = q.shape[-2], with dtype=torch.bool, "
+                                  "and use masked_fill(~mask, float('-inf'))")
