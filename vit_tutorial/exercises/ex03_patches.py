@@ -118,6 +118,9 @@ def check_patch_embedding(fn: Callable) -> bool | None:
         (lambda x, w, b, p: F.linear(rearrange(x, "b c (h p1) (w p2) -> b (h w) (p1 p2 c)", p1=p, p2=p), w) - b,
          "the bias is subtracted", "a linear layer is patches @ weight.T + bias"),
         *[(_embed_with(pattern), problem, tip) for pattern, problem, tip in _PATCH_ORDERS],
+        *[((lambda act: lambda x, w, b, p: act(_embed_with("b c (h p1) (w p2) -> b (h w) (p1 p2 c)")(x, w, b, p)))(act),
+           f"there is an activation ({name}) after the projection; the patch embedding is one linear map",
+           "return F.linear(patches, weight, bias) as it is") for act, name in ((F.relu, "ReLU"), (F.gelu, "GELU"))],
     ]
     probes: list[Probe] = [
         (lambda f: lambda x, w, b, p: f(x, w.T.contiguous(), b, p),

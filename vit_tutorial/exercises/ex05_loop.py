@@ -124,7 +124,11 @@ def _step_story(out: torch.Tensor, trial: Trial) -> tuple[str, str] | None:
     if first > 0:
         return (f"step 1 is right, but step {first + 1} is not: something carries over from one step to the next",
                 "each step must start from clean gradients: optimizer.zero_grad() before loss.backward()")
-    return None
+    if right[4]:
+        return ("the loss of step 1 is right, but the update is not: the gradients used differ from this loss's "
+                "(a rescaled loss, a second backward(), clipping?)", "loss.backward() once, then optimizer.step()")
+    return (f"the loss of step 1 is {out[4]:.5g}, but F.cross_entropy(model(images), labels) is {exp[4]:.5g}, "
+            "so the update differs too", "the loss is the cross-entropy of the model's raw logits and the labels")
 
 
 def _step_trials(gen) -> list[Trial]:
@@ -204,7 +208,9 @@ def _eval_story(out: torch.Tensor, trial: Trial) -> tuple[str, str] | None:
     if not restored:
         return (f"the model came in {came_in} mode and left in {'eval' if came_in == 'train' else 'train'} mode",
                 "remember was_training = model.training first, and end with model.train(was_training)")
-    return None
+    return (f"eval mode, no gradients and the mode restored are all right, but the accuracy you return is "
+            f"{out[0]:.4g} where evaluate() measures {trial.expected[0]:.4g} on the same model and images",
+            "the prediction is logits.argmax(dim=-1); the accuracy is the fraction of predictions equal to the labels")
 
 
 def _eval_trials(gen) -> list[Trial]:
