@@ -26,3 +26,11 @@ def my_pre_norm_block(x, attn, mlp, norm1, norm2):
     """Exercise 4: a pre-norm encoder block, z' = z + MSA(LN(z)), then z' + MLP(LN(z'))."""
     x = x + attn(norm1(x))
     return x + mlp(norm2(x))
+
+
+def my_vit_head(x, norm, head, pool):
+    """Exercise 5: the encoder's final LayerNorm on every token, then pool ('cls': token 0, 'mean': the
+    average of the patch tokens), then the linear head -> logits (b, num_classes)."""
+    x = norm(x)
+    pooled = x[:, 0] if pool == "cls" else x[:, 1:].mean(dim=1)
+    return head(pooled)

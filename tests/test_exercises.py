@@ -1,20 +1,30 @@
 """The exercise checkers: they accept the solutions, reject typical wrong answers by name, and never raise.
 
-A checker that accepted a wrong answer would teach the wrong thing, so every checker is run here against
-its solution in ``solutions/`` and against at least two typical mistakes, written independently of the
-mistakes the checker itself knows about.
+A checker that accepted a wrong answer would teach the wrong thing, and one that said only "wrong
+values" would teach nothing. So every checker is run here against its solution in ``solutions/``, an
+unfinished stub, and a list of typical mistakes (``WRONG``) written the way a learner would write
+them, independently of the mistake tables inside the checkers: each must be rejected, and its
+message must contain the words that name that mistake.
 """
+import contextlib
 import importlib.util
 import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 from einops import rearrange
+from torch import nn
 
-from vit_tutorial import Attention, ViT, attention_scores, einsum_attention, exercises, prepend_cls_token
+from vit_tutorial import Attention, ViT, attention_scores, einsum_attention, exercises, pool_tokens, prepend_cls_token
+from vit_tutorial.analysis import attention_rollout
+from vit_tutorial.attention import merge_heads, split_heads
 from vit_tutorial.exercises import EXERCISES
+from vit_tutorial.finetune import resize_pos_embedding
+from vit_tutorial.optim import lr_at
+from vit_tutorial.step import accuracy, train_step
 
 SOLUTIONS = Path(__file__).resolve().parents[1] / "solutions"
 CHECKERS = [name for names in EXERCISES.values() for name in names]
@@ -37,23 +47,80 @@ def verdict(checker: str, fn, capsys):
     return result, capsys.readouterr().out
 
 
+# --------------------------------------------------------------------------- typical wrong answers
+# Written as a learner would, independently of the checkers' own mistake tables (other code, same mistake).
+
 def scores(q, k):
-    return q @ k.transpose(-2, -1)
+    return torch.matmul(q, k.transpose(-1, -2))
+
+
+def sqrt_d(q):
+    return math.sqrt(q.size(-1))
 
 
 def causal(n):
     return torch.ones(n, n, dtype=torch.bool).tril()
 
 
+def scores_in_place(q, k):
+    q /= math.sqrt(q.shape[-1])
+    return q @ k.mT
+
+
+def attention_manual_softmax(q, k, v):
+    e = torch.exp(scores(q, k) / sqrt_d(q))
+    e /= e.sum(-1, keepdim=True)  # changes exp's output, which autograd saved
+    return e @ v
+
+
+def merge_rotated(x):
+    heads = list(x.unbind(1))
+    return torch.cat(heads[1:] + heads[:1], dim=-1)
+
+
+def cls_on_first_image_only(t, c):
+    out = torch.cat([torch.zeros_like(t[:, :1]), t], dim=1)
+    out[0, 0] = c[0, 0]
+    return out
+
+
+def block_in_place(x, attn, mlp, norm1, norm2):
+    x += attn(norm1(x))
+    return x + mlp(norm2(x))
+
+
+def block_swapped(x, attn, mlp, norm1, norm2):
+    x = x + mlp(norm2(x))
+    return x + attn(norm1(x))
+
+
+def block_detached_residual(x, attn, mlp, norm1, norm2):
+    x = x.detach() + attn(norm1(x))
+    return x + mlp(norm2(x))
+
+
+def head_mean_or_cls(x, pool, include_cls=False, dim=1):
+    if pool == "cls":
+        return x[:, 0]
+    return x.mean(dim) if include_cls else x[:, 1:].mean(dim)
+
+
 def lr(step, total, warmup, base, low, *, warm_from_zero=False, ignore_min=False, skip_warmup=False,
-       cosine_from_zero=False):
+       cosine_from_zero=False, le=False, floor_div=False, quarter=False, over_total=False, add_min=False,
+       full=False, no_half=False, early_end=False, constant=False):
     """lr_at rewritten with one switch per typical mistake."""
-    if not skip_warmup and step < warmup:
+    if not skip_warmup and warmup and (step <= warmup if le else step < warmup):
+        if floor_div:
+            return (step + 1) // warmup * base
         return base * (step if warm_from_zero else step + 1) / warmup
     start = 0 if cosine_from_zero or skip_warmup else warmup
-    t = min(1.0, (step - start) / max(1, total - start))
+    span = total if over_total else total - start - (1 if early_end else 0)
+    t = 0.0 if constant else min(1.0, (step - start) / max(1, span))
     low = 0.0 if ignore_min else low
-    return low + 0.5 * (base - low) * (1 + math.cos(math.pi * t))
+    angle = math.pi * t * (0.5 if quarter else 2.0 if full else 1.0)
+    if add_min:
+        return low + 0.5 * base * (1 + math.cos(angle))
+    return low + (1.0 if no_half else 0.5) * (base - low) * (1 + math.cos(angle))
 
 
 def lr_unguarded(step, total, warmup, base, low):
@@ -61,101 +128,516 @@ def lr_unguarded(step, total, warmup, base, low):
     return warm if step < warmup else lr(step, total, warmup, base, low)
 
 
-def block_post_norm(x, attn, mlp, n1, n2):
-    x = n1(x + attn(x))
-    return n2(x + mlp(x))
+def lr_warmup_five(step, total, warmup, base, low):
+    if step < 5:
+        return base * (step + 1) / 5
+    return lr(step, total, warmup, base, low)
 
 
-def block_norm1_twice(x, attn, mlp, n1, n2):
-    x = x + attn(n1(x))
-    return x + mlp(n1(x))
+def lr_linear(step, total, warmup, base, low):
+    if step < warmup:
+        return base * (step + 1) / warmup
+    return base - (base - low) * (step - warmup) / (total - warmup)
 
 
-# (checker, typical wrong answer, a phrase its message must contain)
+def step_without_zero_grad(model, optimizer, images, labels):
+    loss = nn.CrossEntropyLoss()(model(images), labels)
+    loss.backward()
+    optimizer.step()
+    return loss.item()
+
+
+def step_softmax_first(model, optimizer, images, labels):
+    optimizer.zero_grad()
+    probs = torch.softmax(model(images), dim=1)
+    loss = nn.CrossEntropyLoss()(probs, labels)
+    loss.backward()
+    optimizer.step()
+    return loss.item()
+
+
+def step_without_step(model, optimizer, images, labels):
+    optimizer.zero_grad()
+    loss = F.cross_entropy(model(images), labels)
+    loss.backward()
+    return loss.item()
+
+
+def step_without_backward(model, optimizer, images, labels):
+    optimizer.zero_grad()
+    loss = F.cross_entropy(model(images), labels)
+    optimizer.step()
+    return loss.item()
+
+
+def step_before_backward(model, optimizer, images, labels):
+    optimizer.zero_grad()
+    loss = F.cross_entropy(model(images), labels)
+    optimizer.step()
+    loss.backward()
+    return loss.item()
+
+
+def step_zero_grad_too_late(model, optimizer, images, labels):
+    loss = F.cross_entropy(model(images), labels)
+    loss.backward()
+    optimizer.zero_grad()
+    optimizer.step()
+    return loss.item()
+
+
+def step_own_optimizer(model, optimizer, images, labels):
+    own = torch.optim.SGD(model.parameters(), lr=0.1)
+    own.zero_grad()
+    loss = F.cross_entropy(model(images), labels)
+    loss.backward()
+    own.step()
+    return loss.item()
+
+
+def step_backward_on_item(model, optimizer, images, labels):
+    optimizer.zero_grad()
+    loss = F.cross_entropy(model(images), labels).item()
+    loss.backward()
+    optimizer.step()
+    return loss
+
+
+def step_under_no_grad(model, optimizer, images, labels):
+    optimizer.zero_grad()
+    with torch.no_grad():
+        logits = model(images)
+    loss = F.cross_entropy(logits, labels)
+    loss.backward()
+    optimizer.step()
+    return loss.item()
+
+
+def step_nll(model, optimizer, images, labels):
+    optimizer.zero_grad()
+    loss = F.nll_loss(model(images), labels)
+    loss.backward()
+    optimizer.step()
+    return loss.item()
+
+
+def step_summed(model, optimizer, images, labels):
+    optimizer.zero_grad()
+    loss = F.cross_entropy(model(images), labels, reduction="sum")
+    loss.backward()
+    optimizer.step()
+    return loss.item()
+
+
+def step_loss_after_update(model, optimizer, images, labels):
+    optimizer.zero_grad()
+    F.cross_entropy(model(images), labels).backward()
+    optimizer.step()
+    with torch.no_grad():
+        return F.cross_entropy(model(images), labels).item()
+
+
+def step_no_return(model, optimizer, images, labels):
+    optimizer.zero_grad()
+    loss = F.cross_entropy(model(images), labels)
+    loss.backward()
+    optimizer.step()
+
+
+def evaluate_with(model, images, labels, *, eval_mode=True, no_grad=True, restore="came", score=None):
+    was = model.training
+    if eval_mode:
+        model.eval()
+    with torch.no_grad() if no_grad else contextlib.nullcontext():
+        logits = model(images)
+    if restore == "came":
+        model.train(was)
+    elif restore == "train":
+        model.train()
+    preds = logits.argmax(-1)
+    return score(logits, labels) if score else (preds == labels).float().mean().item()
+
+
+def rollout(maps, *, residual=True, order="left", heads="mean", combine="matmul", renorm=True, start=None):
+    n = maps[0].shape[-1]
+    r = start
+    for a in maps:
+        a = {"mean": a.mean(1), "max": a.max(1).values, "sum": a.sum(1)}[heads]
+        if residual:
+            a = a + torch.eye(n) if not renorm else (a + torch.eye(n)) / 2
+        if r is None:
+            r = a
+        elif combine == "add":
+            r = r + a
+        elif combine == "mul":
+            r = r * a
+        else:
+            r = a @ r if order == "left" else r @ a
+    return r
+
+
+def rollout_eye_five(maps):
+    r = torch.eye(5)
+    for a in maps:
+        r = (0.5 * a.mean(1) + 0.5 * torch.eye(5)) @ r
+    return r
+
+
+def resize(pos, grid, *, mode="bicubic", corners=False, keep_cls=True, cls_last=False, swap=False, straight=False,
+           columns=False, zero_cls=False, side=None):
+    cls, rows = pos[:, :1], pos[:, 1:]
+    s = side or int(rows.shape[1] ** 0.5)
+    img = rows.reshape(1, -1, s, s) if straight else rows.reshape(1, s, s, -1).permute(0, 3, 1, 2)
+    size = (grid[1], grid[0]) if swap else tuple(grid)
+    extra = {} if mode == "nearest" else {"align_corners": corners}
+    img = F.interpolate(img, size=size, mode=mode, **extra)
+    rows = (img.permute(0, 3, 2, 1) if columns else img.permute(0, 2, 3, 1)).reshape(1, grid[0] * grid[1], -1)
+    if zero_cls:
+        cls = torch.zeros_like(cls)
+    if not keep_cls:
+        return rows
+    return torch.cat([rows, cls] if cls_last else [cls, rows], dim=1)
+
+
+def resize_1d(pos, grid, with_cls=False):
+    seq = pos if with_cls else pos[:, 1:]
+    new = F.interpolate(seq.permute(0, 2, 1), size=grid[0] * grid[1] + with_cls, mode="linear")
+    return new.permute(0, 2, 1) if with_cls else torch.cat([pos[:, :1], new.permute(0, 2, 1)], dim=1)
+
+
+def sdpa(q, k, v, **kw):
+    return F.scaled_dot_product_attention(q, k, v, **kw)
+
+
+def patch_rows(x, p, pattern="b c (h p1) (w p2) -> b (h w) (p1 p2 c)", **kw):
+    return rearrange(x, pattern, **({"p1": p, "p2": p} if not kw else kw))
+
+
+def conv_embed(x, w, b, p, stride=None, weight_order="p p c"):
+    dim, c = w.shape[0], x.shape[1]
+    kernel = w.view(dim, c, p, p) if weight_order == "c p p" else w.view(dim, p, p, c).permute(0, 3, 1, 2)
+    return F.conv2d(x, kernel, b, stride=stride or p)
+
+
+def mlp(x, w1, b1, w2, b2, act=F.gelu):
+    return act(x @ w1.T + b1) @ w2.T + b2
+
+
+def pool_head(x, norm, head, pool):
+    return head(head_mean_or_cls(norm(x), pool))
+
+
+# (checker, typical wrong answer, words its message must contain)
 WRONG = [
     ("check_scaled_scores", lambda q, k: scores(q, k), "forgot to divide by √d"),
-    ("check_scaled_scores", lambda q, k: scores(q, k) / q.shape[-1], "divided by d"),
-    ("check_scaled_scores", lambda q, k: scores(k, q) / math.sqrt(q.shape[-1]), "transposed"),
-    ("check_attention", lambda q, k, v: scores(q, k).softmax(-1) @ v, "forgot to divide by √d"),
-    ("check_attention", lambda q, k, v: (scores(q, k) / math.sqrt(q.shape[-1])).softmax(dim=-2) @ v,
+    ("check_scaled_scores", lambda q, k: torch.einsum("...id,...jd->...ij", q, k) / q.size(-1), "divided by d"),
+    ("check_scaled_scores", lambda q, k: scores(q, k) * sqrt_d(q), "multiplied by √d"),
+    ("check_scaled_scores", lambda q, k: torch.matmul(k, q.transpose(-1, -2)) / sqrt_d(q), "transposed"),
+    ("check_scaled_scores", lambda q, k: scores(q, k) / math.sqrt(8), "hard-coded"),
+    ("check_scaled_scores", lambda q, k: q @ k.T / sqrt_d(q), "reverses *all* its axes"),
+    ("check_scaled_scores", scores_in_place, "changes its input `q` in place"),
+    ("check_scaled_scores", lambda q, k: scores(q, k) / math.sqrt(q.shape[-2]), "number of queries"),
+    ("check_scaled_scores", lambda q, k: (scores(q, k) / sqrt_d(q)).detach(), "no gradient history"),
+    ("check_scaled_scores",
+     lambda q, k: torch.from_numpy(q.numpy() @ np.swapaxes(k.numpy(), -1, -2) / math.sqrt(q.shape[-1])),
+     "with gradients on"),
+
+    ("check_attention", lambda q, k, v: sdpa(q, k, v, scale=1.0), "forgot to divide by √d"),
+    ("check_attention", lambda q, k, v: torch.softmax(scores(q, k) / sqrt_d(q), dim=-2) @ v, "over the queries"),
+    ("check_attention", lambda q, k, v: torch.softmax(scores(q, k) / sqrt_d(q), -1), "returned the attention weights"),
+    ("check_attention", lambda q, k, v: scores(q, k) / sqrt_d(q) @ v, "no softmax"),
+    ("check_attention", lambda q, k, v: F.softmax(scores(q, k) / sqrt_d(q)) @ v, "without dim="),
+    ("check_attention", lambda q, k, v: torch.softmax(scores(q, k), -1) @ v / sqrt_d(q), "after the softmax"),
+    ("check_attention", lambda q, k, v: torch.softmax(scores(q, k) / sqrt_d(q), -1) @ k, "averaged the keys"),
+    ("check_attention", lambda q, k, v: torch.softmax(torch.softmax(scores(q, k) / sqrt_d(q), -1), -1) @ v,
+     "applied twice"),
+    ("check_attention", lambda q, k, v: einsum_attention(q, k, v), "tuple of 2 items"),
+    ("check_attention", lambda q, k, v: F.softmax(scores(q, k) / sqrt_d(q), dim=1) @ v, "axis 1"),
+    ("check_attention", attention_manual_softmax, "changed in place"),
+    ("check_attention", lambda q, k, v: torch.softmax(scores(q, k) / math.sqrt(v.shape[-1]), -1) @ v, "v's"),
+    ("check_attention", lambda q, k, v: torch.sigmoid(scores(q, k) / sqrt_d(q)) @ v, "sigmoid"),
+    ("check_attention", lambda q, k, v: torch.softmax(scores(q, k) / sqrt_d(q), -1).mT @ v, "weights were transposed"),
+    ("check_attention", lambda q, k, v: sdpa(q, k, v, is_causal=True), "causal mask"),
+
+    ("check_causal_attention", lambda q, k, v: sdpa(q, k, v), "nothing is masked"),
+    ("check_causal_attention", lambda q, k, v: sdpa(q, k, v, attn_mask=causal(q.shape[-2]).T), "wrong triangle"),
+    ("check_causal_attention", lambda q, k, v: sdpa(q, k, v, attn_mask=causal(q.shape[-2]).tril(-1)), "diagonal"),
+    ("check_causal_attention",
+     lambda q, k, v: (scores(q, k) / sqrt_d(q)).masked_fill(causal(q.shape[-2]), float("-inf")).softmax(-1) @ v,
+     "inverted"),
+    ("check_causal_attention",
+     lambda q, k, v: ((scores(q, k) / sqrt_d(q)).softmax(-1) * causal(q.shape[-2])) @ v, "after the softmax"),
+    ("check_causal_attention",
+     lambda q, k, v: torch.where(causal(q.shape[-2]), scores(q, k) / sqrt_d(q), 0.0).softmax(-1) @ v, "set to 0"),
+    ("check_causal_attention",
+     lambda q, k, v: (scores(q, k) / sqrt_d(q) + (1 - causal(q.shape[-2]).float()) * float("-inf")).softmax(-1) @ v,
+     "NaN"),
+    ("check_causal_attention",
+     lambda q, k, v: (scores(q, k) / sqrt_d(q)).masked_fill(~causal(5), float("-inf")).softmax(-1) @ v,
+     "mask's size"),
+    ("check_causal_attention",
+     lambda q, k, v: (scores(q, k) / sqrt_d(q)).masked_fill(~causal(q.shape[-1]), float("-inf")).softmax(-1) @ v,
+     "mask's size"),
+    ("check_causal_attention",
+     lambda q, k, v: scores(q, k).masked_fill(~causal(q.shape[-2]), float("-inf")).softmax(-1) @ v, "not scaled"),
+    ("check_causal_attention",
+     lambda q, k, v: (scores(q, k) / sqrt_d(q)).masked_fill(~causal(q.shape[-2]), -1e9).softmax(-2) @ v,
      "over the queries"),
-    ("check_attention", lambda q, k, v: (scores(q, k) / math.sqrt(q.shape[-1])).softmax(-1),
-     "returned the attention weights"),
-    ("check_attention", lambda q, k, v: scores(q, k) / math.sqrt(q.shape[-1]) @ v, "no softmax"),
-    ("check_causal_attention", lambda q, k, v: F.scaled_dot_product_attention(q, k, v), "nothing is masked"),
-    ("check_causal_attention",
-     lambda q, k, v: F.scaled_dot_product_attention(q, k, v, attn_mask=causal(q.shape[-2]).T), "wrong triangle"),
-    ("check_causal_attention",
-     lambda q, k, v: F.scaled_dot_product_attention(q, k, v, attn_mask=causal(q.shape[-2]).tril(-1)), "diagonal"),
-    ("check_causal_attention",
-     lambda q, k, v: ((scores(q, k) / math.sqrt(q.shape[-1])).softmax(-1) * causal(q.shape[-2])) @ v,
-     "after the softmax"),
-    ("check_causal_attention",
-     lambda q, k, v: (scores(q, k) / math.sqrt(q.shape[-1])).masked_fill(~causal(q.shape[-2]), 0).softmax(-1) @ v,
-     "set to 0"),
+
     ("check_split_heads", lambda x, h: rearrange(x, "b n (d h) -> b h n d", h=h), "interleaved"),
     ("check_split_heads", lambda x, h: x.view(x.shape[0], h, x.shape[1], -1), "without moving"),
-    ("check_split_heads", lambda x, h: rearrange(x, "b n (h d) -> b n h d", h=h), "wrong shape: expected"),
+    ("check_split_heads", lambda x, h: x.view(x.shape[0], x.shape[1], h, -1), "not moved in front"),
+    ("check_split_heads", lambda x, h: rearrange(x, "b n (h d) -> b h n d", d=h), "as d"),
+    ("check_split_heads", lambda x, h: x.view(x.shape[0], x.shape[1], h, -1).permute(0, 2, 3, 1),
+     "last two axes are swapped"),
+    ("check_split_heads", lambda x, h: rearrange(x, "b n (h d) -> (b h) n d", h=h), "merged into the batch"),
+    ("check_split_heads", lambda x, h: rearrange(x, "b n (h d) -> b h n d", h=3), "hard-coded"),
+    ("check_split_heads", lambda x, h: torch.stack(x.chunk(h, dim=-1), dim=0), "in front of the batch"),
+
     ("check_merge_heads", lambda x: rearrange(x, "b h n d -> b n (d h)"), "interleaved"),
     ("check_merge_heads", lambda x: x.reshape(x.shape[0], x.shape[2], -1), "without moving"),
+    ("check_merge_heads", lambda x: x.transpose(1, 2), "not merged"),
+    ("check_merge_heads", lambda x: x.mean(dim=1), "averaged the heads"),
+    ("check_merge_heads", lambda x: torch.cat([x[:, i] for i in range(x.shape[1])], dim=1), "along the tokens"),
+    ("check_merge_heads", lambda x: torch.cat([x[:, i] for i in reversed(range(x.shape[1]))], dim=-1),
+     "reverse order"),
+    ("check_merge_heads", lambda x: x.transpose(1, 2).view(x.shape[0], x.shape[2], -1), "`.view` needs"),
+    ("check_merge_heads", merge_rotated, "wrong order"),
+    ("check_merge_heads", lambda x: x.permute(0, 2, 3, 1).reshape(x.shape[0], x.shape[2], -1), "interleaved"),
+    ("check_merge_heads", lambda x: x.transpose(1, 2).flatten(1), "flattened too"),
+
     ("check_einsum_scores", lambda q, k: torch.einsum("bhid,bhjd->bhij", q, k), "forgot to divide by √d"),
-    ("check_einsum_scores", lambda q, k: torch.einsum("bhid,bhjd->bhji", q, k) / math.sqrt(q.shape[-1]),
-     "transposed"),
-    ("check_einsum_scores", lambda q, k: torch.einsum("bhid,bhjd->bij", q, k) / math.sqrt(q.shape[-1]),
-     "heads were summed"),
-    ("check_patchify", lambda x, p: rearrange(x, "b c (h p1) (w p2) -> b (w h) (p1 p2 c)", p1=p, p2=p),
+    ("check_einsum_scores", lambda q, k: torch.einsum("bhid,bhjd->bhji", q, k) / sqrt_d(q), "transposed"),
+    ("check_einsum_scores", lambda q, k: torch.einsum("bhid,bhjd->bij", q, k) / sqrt_d(q), "summed away"),
+    ("check_einsum_scores", lambda q, k: torch.einsum("bhid,bhid->bhi", q, k) / sqrt_d(q), "share one letter"),
+    ("check_einsum_scores", lambda q, k: torch.einsum("bhid,bhjd->bhij", q, k) / q.shape[-1], "divided by d"),
+    ("check_einsum_scores", lambda q, k: torch.einsum("bhid,bhjd->bhid", q, k) / sqrt_d(q), "over the keys"),
+    ("check_einsum_scores", lambda q, k: torch.einsum("bhid,bhjd->bhij", q, k) / math.sqrt(q.shape[2]),
+     "number of queries"),
+    ("check_einsum_scores", lambda q, k: torch.einsum("bhqd,bhkd->bhqk", q, k) * 8 ** -0.5, "hard-coded"),
+
+    ("check_patchify", lambda x, p: patch_rows(x, p, "b c (h p1) (w p2) -> b (w h) (p1 p2 c)"), "column by column"),
+    ("check_patchify", lambda x, p: patch_rows(x, p, "b c (h p1) (w p2) -> b (h w) (c p1 p2)"), "channel-first"),
+    ("check_patchify", lambda x, p: F.unfold(x, p, stride=p).transpose(1, 2), "channel-first"),
+    ("check_patchify", lambda x, p: F.unfold(x, p, stride=1).transpose(1, 2), "overlap"),
+    ("check_patchify", lambda x, p: patch_rows(x, p, "b (h p1) (w p2) c -> b (h w) (p1 p2 c)"), "channels-last"),
+    ("check_patchify", lambda x, p: patch_rows(x, p, "b c (p1 h) (p2 w) -> b (h w) (p1 p2 c)"), "strided"),
+    ("check_patchify", lambda x, p: patch_rows(x, p, h=p, w=p), "number of patches per side"),
+    ("check_patchify", lambda x, p: x.unfold(2, p, p).unfold(3, p, p).reshape(x.shape[0], -1, x.shape[1] * p * p),
+     "without moving the channel axis"),
+    ("check_patchify", lambda x, p: patch_rows(x, p, "b c (h p1) (w p2) -> b h w (p1 p2 c)"), "not flattened"),
+    ("check_patchify", lambda x, p: patch_rows(x, p, "b c (h p1) (w p2) -> b (h w) p1 p2 c"), "not flattened"),
+    ("check_patchify", lambda x, p: patch_rows(x.mean(1, keepdim=True), p), "channels are missing"),
+    ("check_patchify", lambda x, p: rearrange(x, "b c (h p1) (w p2) -> b (h w) (p1 p2 c)", p1=4, p2=4), "hard-coded"),
+    ("check_patchify", lambda x, p: patch_rows(x, p, "b c (h p1) (w p2) -> b (h w) (p2 p1 c)"), "transposed"),
+    ("check_patchify", lambda x, p: patch_rows(x, p, "b c (h p1) (w p2) -> (b h w) (p1 p2 c)"), "merged"),
+
+    ("check_patch_embedding", lambda x, w, b, p: F.linear(patch_rows(x, p), w), "bias is missing"),
+    ("check_patch_embedding", lambda x, w, b, p: patch_rows(x, p) @ w + b, "weight.T belongs"),
+    ("check_patch_embedding", lambda x, w, b, p: conv_embed(x, w, b, p, weight_order="c p p").flatten(2).mT,
+     "channel-first"),
+    ("check_patch_embedding", lambda x, w, b, p: nn.Linear(w.shape[1], w.shape[0])(patch_rows(x, p)),
+     "different answer every time"),
+    ("check_patch_embedding",
+     lambda x, w, b, p: F.linear(patch_rows(x, p, "b (h p1) (w p2) c -> b (h w) (p1 p2 c)"), w, b), "channels-last"),
+    ("check_patch_embedding", lambda x, w, b, p: conv_embed(x, w, b, p, stride=1).flatten(2).mT, "overlap"),
+    ("check_patch_embedding", lambda x, w, b, p: conv_embed(x, w, b, p), "still a grid"),
+    ("check_patch_embedding",
+     lambda x, w, b, p: F.linear(patch_rows(x, p, "b c (h p1) (w p2) -> b (w h) (p1 p2 c)"), w, b),
      "column by column"),
-    ("check_patchify", lambda x, p: rearrange(x, "b c (h p1) (w p2) -> b (h w) (p2 p1 c)", p1=p, p2=p),
-     "transposed"),
-    ("check_patchify", lambda x, p: rearrange(x, "b c (h p1) (w p2) -> b (h w) (c p1 p2)", p1=p, p2=p),
-     "channel-first"),
-    ("check_patchify", lambda x, p: rearrange(x, "b c (p1 h) (p2 w) -> b (h w) (p1 p2 c)", p1=p, p2=p), "strided"),
-    ("check_patchify", lambda x, p: rearrange(x, "b c (h p1) (w p2) -> b (w h) (c p2 p1)", p1=p, p2=p),
-     "wrong order"),
-    ("check_patch_embedding",
-     lambda x, w, b, p: rearrange(x, "b c (h p1) (w p2) -> b (h w) (p1 p2 c)", p1=p, p2=p) @ w.T, "bias is missing"),
-    ("check_patch_embedding",
-     lambda x, w, b, p: F.linear(rearrange(x, "b c (h p1) (w p2) -> b (h w) (c p1 p2)", p1=p, p2=p), w, b),
-     "channel-first"),
-    ("check_patch_embedding",
-     lambda x, w, b, p: rearrange(x, "b c (h p1) (w p2) -> b (h w) (p1 p2 c)", p1=p, p2=p) @ w + b,
-     "nn.Linear's layout"),
-    ("check_add_cls_token", lambda t, c: torch.cat([t, c.expand(len(t), -1, -1)], dim=1), "must be first"),
+    ("check_patch_embedding", lambda x, w, b, p: conv_embed(x, w, b, p).flatten(2), "swapped"),
+    ("check_patch_embedding", lambda x, w, b, p: F.linear(patch_rows(x, p), w.T, b), "weight.T belongs"),
+    ("check_patch_embedding", lambda x, w, b, p: torch.relu(patch_rows(x, p) @ w.T + b), "activation (ReLU)"),
+
+    ("check_add_cls_token", lambda t, c: torch.cat([t, c.repeat(len(t), 1, 1)], dim=1), "must be first"),
     ("check_add_cls_token", lambda t, c: t + c, "instead of inserting"),
-    ("check_add_cls_token", lambda t, c: torch.cat([c, t], dim=1), "expand(b, -1, -1)"),
+    ("check_add_cls_token", lambda t, c: torch.cat([c, t], dim=1), "batch of one image"),
+    ("check_add_cls_token", cls_on_first_image_only, "one image"),
+    ("check_add_cls_token", lambda t, c: torch.cat([torch.zeros(len(t), 1, t.shape[-1]), t], 1), "all zeros"),
+    ("check_add_cls_token",
+     lambda t, c: torch.cat([nn.Parameter(torch.randn(1, 1, t.shape[-1])).expand(len(t), -1, -1), t], 1),
+     "not the cls_token"),
+    ("check_add_cls_token", lambda t, c: torch.cat([c.expand(len(t), t.shape[1], -1), t], dim=-1), "features"),
+    ("check_add_cls_token", lambda t, c: torch.cat([c.expand(len(t), t.shape[1], -1), t], dim=1),
+     "expanded the CLS token to n tokens"),
+    ("check_add_cls_token", lambda t, c: torch.cat([c.expand(2, -1, -1), t], dim=1), "hard-coded"),
+    ("check_add_cls_token", lambda t, c: torch.cat([c.expand(len(t), -1, -1), t], 1)[:, :t.shape[1]],
+     "last patch token is missing"),
+
+    ("check_add_position_embedding", lambda t, c, p: torch.cat([t, c.expand(len(t), -1, -1)], 1) + p, "must be first"),
+    ("check_add_position_embedding", lambda t, c, p: prepend_cls_token(t + p[:, 1:], c), "got no position embedding"),
+    ("check_add_position_embedding", lambda t, c, p: prepend_cls_token(t + p[:, :t.shape[1]], c), "shifted by one"),
+    ("check_add_position_embedding", lambda t, c, p: prepend_cls_token(t, c), "was not added"),
+    ("check_add_position_embedding", lambda t, c, p: prepend_cls_token(t, c) * p, "multiplied"),
+    ("check_add_position_embedding", lambda t, c, p: torch.cat([c, t], dim=1) + p, "batch of one image"),
     ("check_add_position_embedding",
-     lambda t, c, p: torch.cat([t, c.expand(len(t), -1, -1)], dim=1) + p, "must be first"),
-    ("check_add_position_embedding",
-     lambda t, c, p: torch.cat([c.expand(len(t), -1, -1), t + p[:, 1:]], dim=1), "got no position embedding"),
-    ("check_add_position_embedding", lambda t, c, p: torch.cat([c.expand(len(t), -1, -1), t], dim=1),
-     "was not added"),
-    ("check_feedforward", lambda x, w1, b1, w2, b2: F.linear(F.relu(F.linear(x, w1, b1)), w2, b2), "ReLU"),
-    ("check_feedforward", lambda x, w1, b1, w2, b2: F.linear(F.linear(x, w1, b1), w2, b2), "no activation"),
-    ("check_feedforward",
-     lambda x, w1, b1, w2, b2: F.linear(F.gelu(F.linear(x, w1, b1), approximate="tanh"), w2, b2),
+     lambda t, c, p: torch.cat([prepend_cls_token(t, c), p.repeat(len(t), 1, 1)], dim=1),
+     "concatenated the position table"),
+    ("check_add_position_embedding", lambda t, c, p: prepend_cls_token(t, c) + p[:, 0:1], "row 0 of the table"),
+    ("check_add_position_embedding", lambda t, c, p: torch.cat([(c + p[:, :1]).expand(len(t), -1, -1), t], dim=1),
+     "patch tokens got none"),
+
+    ("check_feedforward", lambda x, w1, b1, w2, b2: mlp(x, w1, b1, w2, b2, act=torch.relu), "ReLU"),
+    ("check_feedforward", lambda x, w1, b1, w2, b2: F.gelu(x @ w1 + b1) @ w2 + b2, "w.T belongs"),
+    ("check_feedforward", lambda x, w1, b1, w2, b2: mlp(x, w1, b1, w2, b2, act=torch.sigmoid), "sigmoid"),
+    ("check_feedforward", lambda x, w1, b1, w2, b2: mlp(x, w1, b1, w2, b2, act=nn.GELU(approximate="tanh")),
      "tanh approximation"),
-    ("check_pre_norm_block", block_post_norm, "post-norm"),
-    ("check_pre_norm_block", lambda x, attn, mlp, n1, n2: mlp(n2(attn(n1(x)))), "residual connections are missing"),
-    ("check_pre_norm_block", block_norm1_twice, "its own LayerNorm, norm2"),
+    ("check_feedforward", lambda x, w1, b1, w2, b2: F.gelu(x @ w1.T + b1) @ w2.T, "second layer's bias"),
+    ("check_feedforward", lambda x, w1, b1, w2, b2: F.gelu(x @ w1.T) @ w2.T + b2, "first layer's bias"),
+    ("check_feedforward", lambda x, w1, b1, w2, b2: F.dropout(F.gelu(x @ w1.T + b1), 0.1) @ w2.T + b2,
+     "different answer every time"),
+    ("check_feedforward", lambda x, w1, b1, w2, b2: x + mlp(x, w1, b1, w2, b2), "added the input back"),
+    ("check_feedforward", lambda x, w1, b1, w2, b2: F.gelu(mlp(x, w1, b1, w2, b2)), "after the second layer"),
+    ("check_feedforward", lambda x, w1, b1, w2, b2: mlp(x, w1, b1, w2, b2, act=nn.SiLU()), "SiLU"),
+    ("check_feedforward", lambda x, w1, b1, w2, b2: (x @ w1.T + b1) @ w2.T + b2, "no activation"),
+    ("check_feedforward", lambda x, w1, b1, w2, b2: mlp(x, w1, b1, w2, b2, act=nn.LeakyReLU()), "leaky ReLU"),
+    ("check_feedforward",
+     lambda x, w1, b1, w2, b2: nn.Linear(*w2.shape[::-1])(F.gelu(nn.Linear(*w1.shape[::-1])(x))),
+     "different answer every time"),
+
+    ("check_pre_norm_block", lambda x, a, m, n1, n2: (lambda y: n2(y + m(y)))(n1(x + a(x))), "post-norm"),
+    ("check_pre_norm_block", block_in_place, "changes its input `x` in place"),
+    ("check_pre_norm_block", lambda x, a, m, n1, n2: m(n2(a(n1(x)))), "residual connections are missing"),
+    ("check_pre_norm_block", lambda x, a, m, n1, n2: (lambda y: m(n2(y)))(x + a(n1(x))), "MLP step has no residual"),
+    ("check_pre_norm_block", lambda x, a, m, n1, n2: (lambda y: y + m(n2(y)))(a(n1(x))),
+     "attention step has no residual"),
+    ("check_pre_norm_block", block_swapped, "swapped"),
+    ("check_pre_norm_block", lambda x, a, m, n1, n2: (lambda y: y + m(n1(y)))(x + a(n1(x))),
+     "its own LayerNorm, norm2"),
+    ("check_pre_norm_block", lambda x, a, m, n1, n2: (lambda y: y + m(y))(x + a(x)), "no LayerNorm at all"),
+    ("check_pre_norm_block", lambda x, a, m, n1, n2: (lambda h: (lambda y: y + m(n2(y)))(h + a(h)))(n1(x)),
+     "attention step's residual path carries the normalised x"),
+    ("check_pre_norm_block", lambda x, a, m, n1, n2: (lambda y: n2(y + m(n2(y))))(x + a(n1(x))), "extra LayerNorm"),
+    ("check_pre_norm_block",
+     lambda x, a, m, n1, n2: (lambda y: y + m(F.layer_norm(y, y.shape[-1:])))(x + a(F.layer_norm(x, x.shape[-1:]))),
+     "new LayerNorm"),
+    ("check_pre_norm_block", lambda x, a, m, n1, n2: x + a(n1(x)) + m(n2(x)), "in parallel"),
+    ("check_pre_norm_block", lambda x, a, m, n1, n2: (lambda h: (lambda y: n2(y) + m(n2(y)))(h + a(h)))(n1(x)),
+     "carries the normalised x"),
+    ("check_pre_norm_block", block_detached_residual, "bypasses autograd"),
+    ("check_pre_norm_block", lambda x, a, m, n1, n2: (lambda y: y + m(n2(y)))(x + a(x)), "norm1 is missing"),
+
+    ("check_vit_head", lambda x, norm, head, pool: head(head_mean_or_cls(x, pool)), "final LayerNorm is missing"),
+    ("check_vit_head", lambda x, norm, head, pool: head(norm(head_mean_or_cls(x, pool))), "after pooling"),
+    ("check_vit_head", lambda x, norm, head, pool: head(head_mean_or_cls(norm(x), pool, include_cls=True)),
+     "includes the CLS token"),
+    ("check_vit_head", lambda x, norm, head, pool: head(norm(x)[:, -1] if pool == "cls" else norm(x)[:, 1:].mean(1)),
+     "last token"),
+    ("check_vit_head", lambda x, norm, head, pool: head(norm(x)[:, 1] if pool == "cls" else norm(x)[:, 1:].mean(1)),
+     "token 1"),
+    ("check_vit_head", lambda x, norm, head, pool: head(norm(x)[:, 0] if pool == "cls" else norm(x)[:, :-1].mean(1)),
+     "leaves out the last patch"),
+    ("check_vit_head", lambda x, norm, head, pool: head(norm(x)[:, 0]), "is `pool` ignored"),
+    ("check_vit_head", lambda x, norm, head, pool: pool_head(x, norm, head, pool.upper()), "is `pool` ignored"),
+    ("check_vit_head", lambda x, norm, head, pool: pool_head(x, norm, head, pool).softmax(-1), "probabilities"),
+    ("check_vit_head", lambda x, norm, head, pool: head(norm(x)[0] if pool == "cls" else norm(x)[:, 1:].mean(0)),
+     "over the batch"),
+    ("check_vit_head",
+     lambda x, norm, head, pool: head(norm(x)[:, 0] if pool == "cls" else norm(x)[:, 1:].max(1).values), "maximum"),
+    ("check_vit_head", lambda x, norm, head, pool: head(head_mean_or_cls(F.layer_norm(x, x.shape[-1:]), pool)),
+     "new LayerNorm"),
+    ("check_vit_head", lambda x, norm, head, pool: head(head_mean_or_cls(norm(x), pool, include_cls=True, dim=-1)),
+     "over the features"),
+
     ("check_warmup_cosine_lr", lambda *a: lr(*a, warm_from_zero=True), "warm-up starts at 0"),
+    ("check_warmup_cosine_lr", lambda *a: lr(*a, le=True), "off by one"),
+    ("check_warmup_cosine_lr", lambda *a: lr(*a, floor_div=True), "integer division"),
     ("check_warmup_cosine_lr", lambda *a: lr(*a, ignore_min=True), "instead of min_lr"),
+    ("check_warmup_cosine_lr", lambda *a: lr(*a, quarter=True), "never reaching the floor"),
+    ("check_warmup_cosine_lr", lambda *a: lr(*a, over_total=True), "never gets down to its floor"),
     ("check_warmup_cosine_lr", lambda *a: lr(*a, skip_warmup=True), "no warm-up"),
+    ("check_warmup_cosine_lr", lr_linear, "straight line"),
+    ("check_warmup_cosine_lr", lr_unguarded, "divides by zero"),
     ("check_warmup_cosine_lr", lambda *a: lr(*a, cosine_from_zero=True), "counts from step 0"),
-    ("check_warmup_cosine_lr", lr_unguarded, "do not divide by it"),
+    ("check_warmup_cosine_lr", lambda *a: lr(*a, add_min=True), "added on top"),
+    ("check_warmup_cosine_lr", lambda *a: lr(*a, full=True), "full cosine"),
+    ("check_warmup_cosine_lr", lambda *a: lr(*a, no_half=True), "factor 0.5"),
+    ("check_warmup_cosine_lr", lambda *a: lr(*a, constant=True), "stays at base_lr"),
+    ("check_warmup_cosine_lr", lambda *a: lr(*a, early_end=True), "one step early"),
+    ("check_warmup_cosine_lr", lr_warmup_five, "hard-coded"),
+
+    ("check_accuracy", lambda logits, y: (logits.max(dim=1)[0] == y).float().mean(), "largest *values*"),
     ("check_accuracy", lambda logits, y: (logits.argmax(-1) == y).sum().item(), "number of correct predictions"),
     ("check_accuracy", lambda logits, y: 100.0 * (logits.argmax(-1) == y).float().mean(), "percentage"),
-    ("check_accuracy", lambda logits, y: (logits.argmax(0) == y).float().mean(), "argmax(dim=-1)"),
+    ("check_accuracy", lambda logits, y: (logits.argmax(0) == y).float().mean(), "over the examples"),
+    ("check_accuracy", lambda logits, y: (logits.argmax(-1) == y).mean(), "booleans"),
+    ("check_accuracy", lambda logits, y: int((logits.argmax(-1) == y).sum()) // len(y), "integer division"),
+    ("check_accuracy", lambda logits, y: (logits.argmax(-1) == y).sum().item() / logits.shape[-1],
+     "number of classes"),
+    ("check_accuracy", lambda logits, y: (logits.argmin(-1) == y).float().mean(), "argmin"),
     ("check_accuracy", lambda logits, y: logits.argmax(-1) == y, "one hit per example"),
+    ("check_accuracy", lambda logits, y: (logits.argmax(-1) != y).float().mean(), "error rate"),
+    ("check_accuracy", lambda logits, y: logits.softmax(-1).max(-1).values.mean(), "confidence"),
+
+    ("check_train_step", step_without_zero_grad, "zero_grad() is missing"),
+    ("check_train_step", step_softmax_first, "softmax before the loss"),
+    ("check_train_step", step_without_step, "optimizer.step() is never called"),
+    ("check_train_step", step_without_backward, "loss.backward() is never called"),
+    ("check_train_step", step_before_backward, "runs before loss.backward()"),
+    ("check_train_step", step_zero_grad_too_late, "cleared between"),
+    ("check_train_step", step_own_optimizer, "not with the optimizer you were given"),
+    ("check_train_step", step_backward_on_item, "plain number"),
+    ("check_train_step", step_under_no_grad, "no gradient history"),
+    ("check_train_step", step_nll, "nll_loss"),
+    ("check_train_step", step_summed, "summed over the batch"),
+    ("check_train_step", step_loss_after_update, "not the loss of this step"),
+    ("check_train_step", step_no_return, "returned None"),
+
+    ("check_evaluate", lambda m, x, y: evaluate_with(m, x, y, eval_mode=False), "train mode during the forward"),
+    ("check_evaluate", lambda m, x, y: evaluate_with(m, x, y, no_grad=False), "gradients were on"),
+    ("check_evaluate", lambda m, x, y: evaluate_with(m, x, y, restore=None), "left in eval mode"),
+    ("check_evaluate", lambda m, x, y: evaluate_with(m, x, y, restore="train"), "came in eval mode"),
+    ("check_evaluate", lambda m, x, y: evaluate_with(m, x, y, score=lambda lg, y: (lg.max(-1)[0] == y).float().mean()),
+     "largest *values*"),
+    ("check_evaluate", lambda m, x, y: evaluate_with(m, x, y, score=lambda lg, y: int((lg.argmax(1) == y).sum())),
+     "number of correct"),
+    ("check_evaluate",
+     lambda m, x, y: evaluate_with(m, x, y, score=lambda lg, y: 100 * (lg.argmax(1) == y).float().mean()),
+     "percentage"),
+    ("check_evaluate", lambda m, x, y: evaluate_with(m, x, y, score=lambda lg, y: (lg.argmax(0) == y).float().mean()),
+     "argmax over the classes"),
+
+    ("check_attention_rollout", lambda maps: rollout(maps, residual=False), "residual identity is missing"),
+    ("check_attention_rollout", lambda maps: rollout(maps, order="right"), "wrong order"),
+    ("check_attention_rollout", lambda maps: rollout(maps, renorm=False), "not renormalised"),
+    ("check_attention_rollout", lambda maps: rollout(maps, heads="max"), "maximum over the heads"),
+    ("check_attention_rollout", lambda maps: rollout(maps[-1:]), "only the last layer"),
+    ("check_attention_rollout", lambda maps: rollout(maps[1:]), "first layer is left out"),
+    ("check_attention_rollout", lambda maps: rollout(maps, combine="add"), "added the layers"),
+    ("check_attention_rollout", lambda maps: rollout(maps, combine="mul"), "elementwise"),
+    ("check_attention_rollout", lambda maps: rollout(maps, start=torch.zeros(maps[0].shape[-1], maps[0].shape[-1])),
+     "starts from zeros"),
+    ("check_attention_rollout", lambda maps: rollout(maps, heads="sum"), "summed the heads"),
+    ("check_attention_rollout", rollout_eye_five, "hard-coded"),
+    ("check_attention_rollout", lambda maps: rollout(maps).transpose(-1, -2), "transposed"),
+
+    ("check_resize_pos_embedding", lambda pos, grid: resize(pos, grid, keep_cls=False), "CLS row is missing"),
+    ("check_resize_pos_embedding", lambda pos, grid: resize(pos, grid, mode="bilinear"), "bilinearly"),
+    ("check_resize_pos_embedding", lambda pos, grid: resize_1d(pos, grid, with_cls=True), "1-D sequence"),
+    ("check_resize_pos_embedding", lambda pos, grid: resize_1d(pos, grid), "1-D sequence"),
+    ("check_resize_pos_embedding", lambda pos, grid: resize(pos, grid, swap=True), "swapped"),
+    ("check_resize_pos_embedding", lambda pos, grid: resize(pos, grid, straight=True), "mixes features and positions"),
+    ("check_resize_pos_embedding", lambda pos, grid: resize(pos, grid, mode="nearest"), "nearest"),
+    ("check_resize_pos_embedding", lambda pos, grid: resize(pos, grid, corners=True), "align_corners"),
+    ("check_resize_pos_embedding", lambda pos, grid: resize(pos, grid, cls_last=True), "at the end"),
+    ("check_resize_pos_embedding", lambda pos, grid: resize(pos, grid, side=4), "hard-coded"),
+    ("check_resize_pos_embedding", lambda pos, grid: resize(pos, grid, zero_cls=True), "not the old CLS row"),
+    ("check_resize_pos_embedding", lambda pos, grid: resize(pos, grid, columns=True), "column by column"),
 ]
+
+
+def message(out: str) -> str:
+    """The checker's message without the learner's quoted source lines (a test's lambda may contain its phrase)."""
+    return "\n".join(line for line in out.splitlines() if "in your line:" not in line)
 
 
 def test_every_checker_is_listed_and_tested():
     public = {name for name in dir(exercises) if name.startswith("check_")}
     assert public == set(CHECKERS)
     assert set(exercises.__all__) == public | {"EXERCISES"}
-    assert len(CHECKERS) >= 8
+    assert len(CHECKERS) >= 19 and len(WRONG) >= 120
     for checker in CHECKERS:
-        assert sum(c == checker for c, _, _ in WRONG) >= 2, f"{checker} needs at least two typical wrong answers"
+        assert sum(c == checker for c, _, _ in WRONG) >= 5, f"{checker} needs at least five typical wrong answers"
     assert sorted(p.stem for p in SOLUTIONS.glob("*.py")) == sorted(EXERCISES)
 
 
@@ -166,13 +648,12 @@ def test_solution_passes(checker, capsys):
     assert out.startswith("✅") and out.count("\n") == 1
 
 
-@pytest.mark.parametrize("checker, wrong, phrase", WRONG,
-                         ids=[f"{c}-{i}" for i, (c, _, _) in enumerate(WRONG)])
+@pytest.mark.parametrize("checker, wrong, phrase", WRONG, ids=[f"{c}-{i}" for i, (c, _, _) in enumerate(WRONG)])
 def test_typical_mistake_is_rejected_by_name(checker, wrong, phrase, capsys):
     result, out = verdict(checker, wrong, capsys)
     assert result is False, out
     assert out.startswith("❌") and out.count("❌") == 1 and "\nHint: " in out
-    assert phrase in out, out
+    assert phrase in message(out), out
 
 
 @pytest.mark.parametrize("checker", CHECKERS)
@@ -187,7 +668,7 @@ def test_unfinished_stub_is_not_done_yet(checker, capsys):
 
 
 @pytest.mark.parametrize("checker", CHECKERS)
-def test_other_exceptions_become_one_line_and_a_hint(checker, capsys):
+def test_other_exceptions_become_a_short_message_and_a_hint(checker, capsys):
     def my_buggy(*args):
         detail = "second line that must not be shown"
         raise ValueError(f"something went wrong\n{detail}")
@@ -199,20 +680,46 @@ def test_other_exceptions_become_one_line_and_a_hint(checker, capsys):
     assert 'in your line: raise ValueError(f"something went wrong' in out  # the learner's own line is quoted
 
 
-@pytest.mark.parametrize("checker", [c for c in CHECKERS if c != "check_warmup_cosine_lr"])
+def test_an_einops_error_keeps_the_lines_that_explain_the_shapes(capsys):
+    def my_patchify(images, patch_size):
+        return rearrange(images, "b c (h p1) (w p2) -> b (h w) (p1 p2 c)", p1=patch_size + 1, p2=patch_size + 1)
+
+    result, out = verdict("check_patchify", my_patchify, capsys)
+    assert result is False
+    assert "Input tensor shape: torch.Size([2, 3, 8, 12])" in out
+    assert "can't divide axis of length 8 in chunks of 5" in out
+
+
+@pytest.mark.parametrize("checker", [c for c in CHECKERS if c not in
+                                     ("check_warmup_cosine_lr", "check_train_step", "check_evaluate")])
 def test_wrong_shape_names_expected_and_got(checker, capsys):
     result, out = verdict(checker, lambda *args: torch.zeros(1, 2, 3), capsys)
     assert result is False
     assert "wrong shape: expected (" in out and "got (1, 2, 3)" in out and "\nHint: " in out
 
 
+def test_an_unrecognised_mistake_is_still_located(capsys):
+    def my_scaled_scores(q, k):
+        s = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])
+        return torch.cat([s[..., :1, :] + 1, s[..., 1:, :]], dim=-2)  # query 0's scores are off
+
+    result, out = verdict("check_scaled_scores", my_scaled_scores, capsys)
+    assert result is False
+    assert "wrong values at query 0 (of 0–4) (the rest is right)" in out
+
+
+def test_a_constant_factor_is_reported(capsys):
+    result, out = verdict("check_attention", lambda q, k, v: 3 * einsum_attention(q, k, v)[0], capsys)
+    assert result is False and "every value is 3 × the right one" in out
+
+
 def test_bad_return_values_are_explained(capsys):
     assert exercises.check_attention(lambda q, k, v: None) is False
     assert "returned None" in capsys.readouterr().out
-    assert exercises.check_attention(lambda q, k, v: einsum_attention(q, k, v)) is False
-    assert "tuple of 2 items" in capsys.readouterr().out
     assert exercises.check_warmup_cosine_lr(lambda *a: [0.1]) is False
     assert "expected a number" in capsys.readouterr().out
+    assert exercises.check_accuracy(lambda logits, labels: True) is False
+    assert "a bool" in capsys.readouterr().out
     assert exercises.check_attention("my_attention") is False
     assert "expected a function" in capsys.readouterr().out
 
@@ -228,16 +735,33 @@ def test_checkers_are_deterministic_and_leave_the_global_rng_alone(capsys):
     assert capsys.readouterr().out == first
 
 
-def test_inputs_are_fresh_copies(capsys):
-    """A solution that edits its input in place must not spoil the reference."""
-    def my_in_place(q, k):
-        q /= math.sqrt(q.shape[-1])
-        return q @ k.transpose(-2, -1)
-
-    assert exercises.check_scaled_scores(my_in_place) is True
+def test_a_learner_drawing_random_numbers_leaves_the_global_rng_alone(capsys):
+    state = torch.get_rng_state()
+    exercises.check_scaled_scores(lambda q, k: torch.randn(q.shape[-2], k.shape[-2]))
+    assert torch.equal(state, torch.get_rng_state())
+    assert "different answer every time" in capsys.readouterr().out
 
 
-# --------------------------------------------------------------------------- references agree with the package
+# --------------------------------------------------------------------------- one source of truth
+
+@pytest.mark.parametrize("checker, package_function", [
+    ("check_scaled_scores", lambda q, k: attention_scores(q, k)),
+    ("check_attention", lambda q, k, v: einsum_attention(q, k, v)[0]),
+    ("check_split_heads", lambda x, h: split_heads(x, h)),
+    ("check_merge_heads", lambda x: merge_heads(x)),
+    ("check_einsum_scores", lambda q, k: attention_scores(q, k)),
+    ("check_add_cls_token", lambda t, c: prepend_cls_token(t, c)),
+    ("check_vit_head", lambda x, norm, head, pool: head(pool_tokens(norm(x), pool))),
+    ("check_warmup_cosine_lr", lambda *a: lr_at(*a)),
+    ("check_accuracy", lambda logits, labels: accuracy(logits, labels)),
+    ("check_train_step", lambda model, opt, x, y: train_step(model, opt, x, y)[0]),
+    ("check_attention_rollout", lambda maps: attention_rollout(maps)),
+    ("check_resize_pos_embedding", lambda pos, grid: resize_pos_embedding(pos, grid)),
+])
+def test_the_package_passes_its_own_exercises(checker, package_function, capsys):
+    result, out = verdict(checker, package_function, capsys)
+    assert result is True, out
+
 
 def test_reference_scores_are_the_package_attention_scores():
     q, k = torch.randn(2, 3, 5, 8), torch.randn(2, 3, 7, 8)
@@ -253,13 +777,18 @@ def test_split_and_merge_heads_rebuild_the_package_attention():
     torch.testing.assert_close(out, layer(x))
 
 
-def test_cls_and_position_references_match_vit_forward():
-    model = ViT(image_size=8, patch_size=4, num_classes=3, dim=16, depth=1, heads=2, dim_head=8, mlp_dim=32).eval()
+def test_cls_position_and_head_references_match_vit_forward():
+    model = ViT(image_size=8, patch_size=4, num_classes=3, dim=16, depth=1, heads=2, dim_head=8, mlp_dim=32,
+                pool="mean").eval()
     seen = []
     model.dropout.register_forward_pre_hook(lambda module, args: seen.append(args[0]))
+    model.transformer.norm.register_forward_pre_hook(lambda module, args: seen.append(args[0]))
     img = torch.randn(3, 3, 8, 8)
+    sol = load_solutions("04_cls_token_and_vit")
     with torch.no_grad():
-        model(img)
+        logits = model(img)
         tokens = model.to_patch_embedding(img)
-        ours = prepend_cls_token(tokens, model.cls_token) + model.pos_embedding
+        ours = sol.my_add_position_embedding(tokens, model.cls_token, model.pos_embedding)
+        head = sol.my_vit_head(seen[1], model.transformer.norm, model.mlp_head, model.pool)
     torch.testing.assert_close(ours, seen[0])
+    torch.testing.assert_close(head, logits)

@@ -17,7 +17,7 @@
     finetune      pre-trained weights into a new model: new head, resized positions notebook 07
     pretrained    torchvision's ViTs (vit_b_16, ...) loaded into this ViT           notebook 07
     speed         the fast path, one measured rung at a time                        notebook 09
-    exercises     checkers for the exercises: instant, specific feedback            notebooks 01-05
+    exercises     checkers for the exercises: instant, specific feedback            notebooks 01-07
     validate      the argument checks every public entry point shares
     notebook      smoke mode (VIT_TUTORIAL_SMOKE=1) and the one-line device report  all
     cli           ``python -m vit_tutorial train|export|check-data|download``

@@ -1,172 +1,36 @@
 """The machinery every exercise checker shares: run the learner's function on fresh inputs, judge, explain.
 
-A checker builds a few :class:`Trial` s (seeded inputs and the package's own answer), lists the
-typical mistakes it can recognise (each a function with the learner's signature, what is wrong,
-and the hint that fixes it), and hands them to :func:`run_checks`, which prints one verdict.
+A checker builds a few :class:`Trial` s (seeded inputs and the package's own answer), describes
+what learners typically get wrong, and hands both to :func:`run_checks`, which prints one verdict.
+What the checker can describe (see :mod:`.explain` for the order in which they are tried):
+
+* ``mistakes``: functions with the learner's signature, each making one typical mistake; if the
+  learner's output equals one of theirs, that mistake is named;
+* ``probes``: adapters that feed the learner's function differently prepared inputs (channels-last
+  images, one image at a time, transposed weights); if one gives the right answer, it shows what
+  the learner's function assumed;
+* ``diagnose``: reads the structure of a wrong output (which tokens or steps are wrong);
+* ``clues``: patterns in an error or warning text that name a mistake;
+* ``axes``: names for the output's axes, so that a generic answer says *where* it is wrong;
+* ``grad=True``: one more trial with gradients on, as in training (an input changed in place or a
+  detached result passes under ``no_grad`` and breaks ``backward()``).
 """
 from __future__ import annotations
 
-import contextlib
-import linecache
-import numbers
-import traceback
-from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Sequence
+from typing import Callable, Sequence
 
-import numpy as np
 import torch
 from torch import nn
 
-#: A typical wrong answer: (a function with the learner's signature, what is wrong, the hint).
-Mistake = tuple[Callable[..., Any], str, str]
+from .explain import Settings, autograd, explain, hard_coded
+from .trial import BadReturn, Clue, Mistake, Probe, Trial, close, number, private_rng, shape_of
 
-
-class BadReturn(Exception):
-    """The learner's function returned something that is not a usable result."""
-
-    def __init__(self, problem: str, hint: str):
-        super().__init__(problem)
-        self.problem, self.hint = problem, hint
-
-
-@dataclass
-class Trial:
-    """One test: the inputs, a description of them for messages, and the reference output."""
-
-    label: str
-    args: tuple
-    expected: torch.Tensor
-    call: Callable[..., Any] | None = None  # how to call a candidate; default: fn(*args)
-
-    def run(self, fn: Callable) -> torch.Tensor:
-        # Fresh copies every time, so a function that edits its inputs in place spoils nothing.
-        args = tuple(a.clone() if isinstance(a, torch.Tensor) else a for a in self.args)
-        with torch.no_grad():
-            out = self.call(fn, *args) if self.call is not None else fn(*args)
-        return as_tensor(out, self.expected)
-
-
-def shape_of(t) -> tuple:
-    return tuple(t.shape)
-
-
-def as_tensor(out: Any, expected: torch.Tensor) -> torch.Tensor:
-    want = f"one tensor of shape {shape_of(expected)}" if expected.dim() else "one number"
-    if out is None:
-        raise BadReturn("it returned None", "is the `return` statement missing?")
-    if isinstance(out, (tuple, list)):
-        raise BadReturn(f"it returned a {type(out).__name__} of {len(out)} items; expected {want}",
-                         "return only the result (for example `return out`, not `return out, weights`)")
-    if isinstance(out, numbers.Number):
-        out = torch.tensor(float(out), dtype=torch.float64)
-    elif isinstance(out, np.ndarray):
-        out = torch.as_tensor(out)
-    if not isinstance(out, torch.Tensor):
-        raise BadReturn(f"it returned a {type(out).__name__}; expected {want}",
-                         "return a torch.Tensor" if expected.dim() else "return a float (or a 0-d tensor)")
-    out = out.detach().cpu()
-    return out.to(expected.dtype) if expected.is_floating_point() else out
-
-
-def number(x: Any) -> float:
-    """A learner's scalar result as a float (for functions called once per step)."""
-    if isinstance(x, torch.Tensor) and x.numel() == 1:
-        return float(x.item())
-    if isinstance(x, numbers.Real):
-        return float(x)
-    raise BadReturn("it returned None" if x is None else f"it returned a {type(x).__name__}; expected a number",
-                     "is the `return` statement missing?" if x is None else "return a float")
-
-
-def close(a: torch.Tensor, b: torch.Tensor, rtol: float, atol: float, nan: bool = False) -> bool:
-    return a.shape == b.shape and bool(torch.allclose(a, b, rtol=rtol, atol=atol, equal_nan=nan))
-
-
-def your_line(err: BaseException, fn: Callable) -> str | None:
-    """The source line of the learner's own function where ``err`` was raised, if we can find it."""
-    code, line = getattr(fn, "__code__", None), None
-    for frame, lineno in traceback.walk_tb(err.__traceback__):
-        if frame.f_code is code:
-            line = linecache.getline(frame.f_code.co_filename, lineno).strip() or line
-    return line
-
-
-def one_line(err: BaseException) -> str:
-    first = next((s.strip() for s in str(err).splitlines() if s.strip()), "")
-    return f"{type(err).__name__}: {first[:160]}" if first else type(err).__name__
+__all__ = ["BadReturn", "Clue", "Mistake", "Probe", "Trial", "close", "describe", "fill", "number",
+           "private_rng", "randn", "run_checks", "say", "shape_of"]
 
 
 def say(text: str) -> None:
     print(text)
-
-
-def run_checks(fn: Callable, trials: Sequence[Trial], *, reference: str, hint: str,
-                mistakes: Sequence[Mistake] = (),
-                diagnose: Callable[[torch.Tensor, Trial], tuple[str, str] | None] | None = None,
-                shape_hint: str | None = None, error_hint: str | None = None,
-                rtol: float = 1e-4, atol: float = 1e-5, where: str = "index") -> bool | None:
-    """Run ``fn`` on every trial and print one verdict; see the module docstring."""
-    name = getattr(fn, "__name__", "your function")
-    if not callable(fn):
-        say(f"❌ expected a function, got a {type(fn).__name__}.\n"
-             f"Hint: pass the function itself, without calling it: check_x(my_x), not check_x(my_x(...)).")
-        return False
-    for i, trial in enumerate(trials, 1):
-        try:
-            out = trial.run(fn)
-        except NotImplementedError:
-            say(f"⏳ not done yet — `{name}` still raises NotImplementedError. "
-                 f"Replace that line with your code, run its cell, then run this check again.")
-            return None
-        except BadReturn as e:
-            problem, tip = e.problem, e.hint
-        except Exception as e:  # the learner's bug: summarise it, do not re-raise
-            line = your_line(e, fn)
-            problem = f"it raised {one_line(e)}" + (f"\n   in your line: {line}" if line else "")
-            tip = error_hint or hint
-        else:
-            verdict = judge(out, trial, mistakes, diagnose, hint, shape_hint, rtol, atol, where)
-            if verdict is None:
-                continue
-            problem, tip = verdict
-        say(f"❌ `{name}`: {problem}\n   (test {i} of {len(trials)}: {trial.label})\nHint: {tip}")
-        return False
-    say(f"✅ `{name}` is correct: it matches {reference} on {len(trials)} tests with fresh inputs.")
-    return True
-
-
-def judge(out, trial, mistakes, diagnose, hint, shape_hint, rtol, atol, where) -> tuple[str, str] | None:
-    """``None`` if ``out`` is right, else ``(problem, hint)``: a known mistake, a wrong shape or a wrong value."""
-    exp = trial.expected
-    if close(out, exp, rtol, atol):
-        return None
-    for wrong, problem, tip in mistakes:
-        try:
-            candidate = trial.run(wrong)
-        except Exception:  # this mistake does not even run on these inputs
-            continue
-        if close(out, candidate, rtol, atol, nan=True) and not close(candidate, exp, rtol, atol):
-            return problem, tip
-    if out.shape != exp.shape:
-        return f"wrong shape: expected {shape_of(exp)}, got {shape_of(out)}", shape_hint or hint
-    if diagnose is not None and (found := diagnose(out, trial)):
-        return found
-    if out.is_floating_point() and not torch.isfinite(out).all() and torch.isfinite(exp).all():
-        return ("the result contains NaN or inf",
-                "look for a division by zero, or a softmax over a row where every score is -inf")
-    diff = (out.double() - exp.double()).abs()
-    flat = int(diff.argmax())
-    idx = tuple(int(i) for i in np.unravel_index(flat, tuple(exp.shape))) if exp.dim() else ()
-    at = "" if not idx else f" at {where} {idx[0] if len(idx) == 1 else idx}"
-    got, want = out.double().flatten()[flat].item() if exp.dim() else out.item(), exp.double().flatten()[flat].item()
-    return f"wrong values{at}: expected {want:.6g}, got {got:.6g}", hint
-
-
-@contextlib.contextmanager
-def private_rng() -> Iterator[None]:
-    """Build modules without moving the learner's global random stream."""
-    with torch.random.fork_rng(devices=[]):
-        yield
 
 
 def randn(gen: torch.Generator, *shape: int, scale: float = 1.0) -> torch.Tensor:
@@ -189,3 +53,39 @@ def fill(module: nn.Module, gen: torch.Generator) -> nn.Module:
 
 def describe(**tensors) -> str:
     return ", ".join(f"{k} {shape_of(v)}" if isinstance(v, torch.Tensor) else f"{k}={v}" for k, v in tensors.items())
+
+
+def run_checks(fn: Callable, trials: Sequence[Trial], *, reference: str, hint: str, grad: bool = False,
+                **settings) -> bool | None:
+    """Run ``fn`` on every trial (with ``grad``, test 1 once more with gradients on); print one verdict.
+
+    Returns ``True`` (✅), ``False`` (❌, what is wrong and a hint) or ``None`` (⏳, the stub still
+    raises ``NotImplementedError``). ``settings`` are the fields of :class:`.explain.Settings`.
+    """
+    name = getattr(fn, "__name__", "your function")
+    if not callable(fn):
+        say(f"❌ expected a function, got a {type(fn).__name__}.\n"
+             f"Hint: pass the function itself, without calling it: check_x(my_x), not check_x(my_x(...)).")
+        return False
+    rules = Settings(hint=hint, **settings)
+    total = len(trials) + grad
+    for i, trial in enumerate(trials, 1):
+        try:
+            outcome = trial.attempt(fn)
+        except NotImplementedError:
+            say(f"⏳ not done yet — `{name}` still raises NotImplementedError. "
+                 f"Replace that line with your code, run its cell, then run this check again.")
+            return None
+        verdict = explain(fn, trial, outcome, rules)
+        if verdict is not None and i > 1:
+            verdict = hard_coded(fn, trials[0], trial, verdict)
+        if verdict is not None:
+            say(f"❌ `{name}`: {verdict.problem}\n   (test {i} of {total}: {trial.label})\nHint: {verdict.hint}")
+            return False
+    if grad and (verdict := autograd(fn, trials[0], rules)) is not None:
+        say(f"❌ `{name}`: {verdict.problem}\n   (test {total} of {total}: test 1 again, with gradients on, "
+             f"as in training)\nHint: {verdict.hint}")
+        return False
+    extra = ", one of them with gradients on" if grad else ""
+    say(f"✅ `{name}` is correct: it matches {reference} on {total} tests with fresh inputs{extra}.")
+    return True
