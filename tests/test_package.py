@@ -134,3 +134,20 @@ def test_installed_the_commands_work(installed):
     assert lines[1] == "one.png:" and len(lines) == 7 and all(line.strip().endswith(tuple("0123456789"))
                                                               for line in lines[2:])
     assert sorted(p.name for p in installed["site"].iterdir()) == before  # nothing written into site-packages
+
+
+def test_the_version_and_the_citation_agree():
+    import re
+    import tomllib
+
+    import vit_tutorial
+
+    version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    cff = (ROOT / "CITATION.cff").read_text()
+    assert vit_tutorial.__version__ == version
+    assert re.search(rf"^version: {re.escape(version)}$", cff, re.M)
+    for key in ("cff-version", "message", "title", "authors"):  # what the CFF format requires
+        assert re.search(rf"^{key}:", cff, re.M), key
+    assert f"## [{version}]" in (ROOT / "CHANGELOG.md").read_text()
+    readme = (ROOT / "README.md").read_text()
+    assert "@inproceedings{dosovitskiy2021image" in readme and "Image is Worth 16x16 Words" in cff
