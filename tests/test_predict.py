@@ -124,3 +124,22 @@ def test_imagenet_with_injected_weights_prepares_as_torchvision_does(capsys, tmp
     block = out.splitlines()[2:7]
     assert all(line.split("%", 1)[1].strip() in categories for line in block)
     assert cv2.imread(str(tmp_path / "att.png")).shape == (224, 224, 3)
+
+
+def test_only_a_model_of_the_embedded_digits_inverts_automatically(tmp_path, digits_predictor):
+    from vit_tutorial.recipes import TrainConfig
+    from vit_tutorial.train import train
+
+    for k, name in enumerate(("dark", "light")):
+        for i in range(3):
+            (tmp_path / "grey" / name).mkdir(parents=True, exist_ok=True)
+            cv2.imwrite(str(tmp_path / "grey" / name / f"{i}.png"), np.full((12, 12), 50 + 150 * k, np.uint8))
+    config = TrainConfig(dataset=str(tmp_path / "grey"), epochs=1, batch_size=4, device="cpu",
+                         model_overrides=dict(dim=32, depth=1, heads=2, dim_head=16, mlp_dim=64))
+    train(config, out=tmp_path / "run", progress=False)
+    light = np.full((40, 40), 200, np.uint8)
+    assert (checkpoint_predictor(tmp_path / "run" / "checkpoint.pt").prepare(light) == 200).all()
+    assert (checkpoint_predictor(tmp_path / "run" / "checkpoint.pt", invert="yes").prepare(light) == 55).all()
+    assert (digits_predictor.prepare(light) == 55).all()  # the shipped model: a light image is inverted
+    with pytest.raises(ValueError, match="invert must be one of 'auto', 'yes', 'no', got 'maybe'"):
+        checkpoint_predictor(invert="maybe")

@@ -55,6 +55,9 @@ def read_image(path: str | Path) -> np.ndarray:
         img = img[..., 0]
     if img.ndim == 2:
         return img
+    if img.ndim != 3 or img.shape[2] not in (3, 4):
+        raise ImageError(f"{path}: an image with {img.shape[2] if img.ndim == 3 else img.ndim} channels; "
+                         f"save it as grey, RGB or RGBA")
     if img.shape[2] == 4:
         alpha = img[..., 3:].astype(np.float32) / 255
         img = (img[..., :3] * alpha + 255 * (1 - alpha)).round().astype(np.uint8)

@@ -76,11 +76,12 @@ def checkpoint_predictor(path: str | Path | None = None, invert: str = "auto") -
     if invert not in INVERT_MODES:
         raise ValueError(f"invert must be one of {', '.join(map(repr, INVERT_MODES))}, got {invert!r}")
     path = Path(path) if path is not None else trained_digits_path()
-    data = load_checkpoint(path).get("data") or {}
+    state = load_checkpoint(path)
+    data = state.get("data") or {}
     model = load_model(path)
     channels, size = model.channels, tuple(model.image_size)
     classes = [str(c) for c in data.get("classes") or range(model.mlp_head.out_features)]
-    digits = data.get("name") == "digits"
+    digits = (state.get("train_config") or {}).get("dataset") == "digits"  # the embedded digits, not a folder
     if "mean" not in data or "std" not in data:
         raise ValueError(f"{path} does not record its training data's normalisation (no 'data' entry)")
 
