@@ -1,7 +1,10 @@
 # Two commands do everything (see README): `make train` and `make test`.
-# Both create, or reuse, a project-local virtual environment in .venv.
+# Both create, or reuse, a project-local virtual environment in .venv, and say what they do.
+# TORCH=auto|cpu|cuda|default chooses the PyTorch build (scripts/install_torch.py): auto is the
+# CPU-only build on Linux without an NVIDIA GPU (a fraction of the CUDA build's size), else pip's default.
 PYTHON ?= python3
 VENV ?= .venv
+TORCH ?= auto
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 NOTEBOOKS := $(wildcard notebooks/[0-9][0-9]_*.ipynb)
@@ -10,10 +13,15 @@ NOTEBOOKS := $(wildcard notebooks/[0-9][0-9]_*.ipynb)
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml scripts/install_torch.py
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 10), "Python >= 3.10 is needed, this is " + sys.version.split()[0]'
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --disable-pip-version-check -q -e ".[test]"
+	@if test -x $(PY); then echo "==> reusing $(VENV)"; \
+	 else echo "==> creating $(VENV) (a virtual environment for this project only) with $$($(PYTHON) --version)"; \
+	      $(PYTHON) -m venv $(VENV) || exit 1; fi
+	@$(PY) scripts/install_torch.py $(TORCH)
+	@echo "==> installing vit_tutorial (editable) and its other dependencies: pip install -e '.[test]' ..."
+	@$(PY) -m pip install --disable-pip-version-check -q -e ".[test]"
+	@echo "==> set-up done: $(VENV) takes $$(du -sh $(VENV) | cut -f1) on disk"
 	@touch $(STAMP)
 
 ## The main job: train the default small ViT on the embedded digits (no network needed).

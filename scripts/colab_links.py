@@ -5,9 +5,10 @@
     python scripts/colab_links.py --check            # exit 1 if anything disagrees (what the tests run)
 
 A fork changes the address, so the address lives in one setting and this script writes it into
-the badge line of each notebook's title cell, the ``REPO = "..."`` line of its set-up cell, and the
-badge links in README.md. Without --repo and without a GitHub remote, it keeps the address the
-notebooks already agree on. `make colab-links REPO=owner/name` runs it.
+the badge line of each notebook's title cell, each notebook's Colab set-up cell (written whole from
+SETUP_CELL below, so every notebook has the same one), and the badge links in README.md. Without
+--repo and without a GitHub remote, it keeps the address the notebooks already agree on.
+`make colab-links REPO=owner/name` runs it.
 """
 from __future__ import annotations
 
@@ -24,7 +25,49 @@ README = ROOT / "README.md"
 BADGE_IMG = "https://colab.research.google.com/assets/colab-badge.svg"
 BADGE_RE = re.compile(r"\[!\[Open In Colab\]\([^)]*\)\]\(https://colab\.research\.google\.com/github/"
                       r"(?P<repo>[\w.-]+/[\w.-]+)/blob/(?P<branch>[\w./-]+?)/notebooks/(?P<name>[\w.-]+\.ipynb)\)")
-REPO_RE = re.compile(r'REPO = "(?P<repo>[^"]*)"')
+SETTING_RE = re.compile(r'REPO, BRANCH = "(?P<repo>[^"]*)", "(?P<branch>[^"]*)"')
+
+# The first code cell of every notebook. Plain Python (no ! or % magics), so a test can run it with a
+# fake Colab. It stops "Run all" at the first failure with one line: IPython shows an exception's
+# _render_traceback_() instead of the traceback.
+SETUP_CELL = """\
+# Set-up. In Colab: fetch the project and install its package; if that fails, stop here with one line.
+# Locally (after `make setup`) this does nothing.
+import sys
+if "google.colab" in sys.modules:
+    import os, subprocess
+    REPO, BRANCH = "{repo}", "{branch}"  # the GitHub repository (owner/name) and branch
+    HOME = "/content/vit-tutorial"
+
+    class SetupFailed(Exception):
+        def _render_traceback_(self):  # what Jupyter shows instead of a traceback
+            return [f"Set-up failed: {{self}}"]
+
+    def run(*command):  # no prompts (a missing repository would ask for a GitHub password)
+        done = subprocess.run(command, capture_output=True, text=True, stdin=subprocess.DEVNULL,
+                              env={{**os.environ, "GIT_TERMINAL_PROMPT": "0"}})
+        last = (done.stderr.strip() or done.stdout.strip() or f"exit status {{done.returncode}}").splitlines()[-1]
+        return done.returncode, last
+
+    if not os.path.isdir(HOME):
+        code, last = run("git", "clone", "-q", "--depth", "1", "--branch", BRANCH,
+                         f"https://github.com/{{REPO}}.git", HOME)
+        if code:
+            raise SetupFailed(f"could not clone {{REPO}} (branch {{BRANCH}}) from GitHub: {{last}}; check REPO and "
+                              "BRANCH above (in a fork: run `make colab-links` once, commit and push)")
+    code, last = run(sys.executable, "-m", "pip", "install", "-q", "-e", HOME)
+    if code:
+        raise SetupFailed(f"could not install the package from {{HOME}}: {{last}}")
+    sys.path.insert(0, HOME)
+    try:
+        import vit_tutorial.data
+        vit_tutorial.data.load_digits()
+    except Exception as e:
+        raise SetupFailed(f"the package in {{HOME}} does not load: {{type(e).__name__}}: {{e}}") from None
+    if not os.path.abspath(vit_tutorial.__file__).startswith(os.path.abspath(HOME) + os.sep):
+        raise SetupFailed(f"vit_tutorial came from {{vit_tutorial.__file__}}, not from {{HOME}}: restart the "
+                          "session (Runtime > Restart session) and run this cell again")
+    print(f"Set-up done: vit_tutorial {{vit_tutorial.__version__}} from {{REPO}}@{{BRANCH}}")"""
 NAME_RE = re.compile(r"^[\w.-]+/[\w.-]+$")
 
 
@@ -56,13 +99,19 @@ def _source(cell) -> str:
     return "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
 
 
+def setup_cell(repo: str, branch: str) -> str:
+    return SETUP_CELL.format(repo=repo, branch=branch)
+
+
 def current_setting() -> tuple[set[str], set[str]]:
     """The repositories and branches the notebooks name now (ideally one of each)."""
     repos, branches = set(), set()
     for path in numbered_notebooks():
         for cell in json.loads(path.read_text())["cells"]:
             src = _source(cell)
-            repos.update(m.group("repo") for m in REPO_RE.finditer(src) if cell["cell_type"] == "code")
+            for m in SETTING_RE.finditer(src) if cell["cell_type"] == "code" else ():
+                repos.add(m.group("repo"))
+                branches.add(m.group("branch"))
             for m in BADGE_RE.finditer(src):
                 repos.add(m.group("repo"))
                 branches.add(m.group("branch"))
@@ -80,10 +129,8 @@ def problems(repo: str, branch: str) -> list[str]:
         setup = [c for c in cells if c["cell_type"] == "code" and "google.colab" in _source(c)]
         if len(setup) != 1:
             found.append(f"{path.name}: expected one Colab set-up cell, found {len(setup)}")
-        elif f'REPO = "{repo}"' not in _source(setup[0]):
-            found.append(f"{path.name}: the set-up cell installs from another repository")
-        elif f"--branch {branch}" not in _source(setup[0]):
-            found.append(f"{path.name}: the set-up cell clones another branch")
+        elif _source(setup[0]) != setup_cell(repo, branch):
+            found.append(f"{path.name}: the set-up cell is not scripts/colab_links.py's for {repo}@{branch}")
     text = README.read_text()
     for m in BADGE_RE.finditer(text):
         if (m.group("repo"), m.group("branch")) != (repo, branch):
@@ -91,9 +138,6 @@ def problems(repo: str, branch: str) -> list[str]:
         if not (NOTEBOOKS / m.group("name")).is_file():
             found.append(f"README.md: a badge points at a missing notebook {m.group('name')}")
     return found
-
-
-SETUP_CLONE_RE = re.compile(r"!git clone -q --depth 1 (?:--branch [\w./-]+ )?https://github\.com/\{REPO\}\.git")
 
 
 def apply(repo: str, branch: str) -> list[str]:
@@ -113,9 +157,7 @@ def apply(repo: str, branch: str) -> list[str]:
         nb["cells"][0]["source"] = title
         for cell in nb["cells"]:
             if cell["cell_type"] == "code" and "google.colab" in _source(cell):
-                src = REPO_RE.sub(f'REPO = "{repo}"', _source(cell))
-                cell["source"] = SETUP_CLONE_RE.sub(
-                    f"!git clone -q --depth 1 --branch {branch} https://github.com/{{REPO}}.git", src)
+                cell["source"] = setup_cell(repo, branch)
         new = nbformat.writes(nb) + "\n"
         if new != raw:
             path.write_text(new)

@@ -31,7 +31,8 @@ def test_help(capsys):
     (["--lr", "inf"], "argument --lr: must be a positive number, got inf"),
     (["--seed", str(2 ** 64)], "argument --seed: must be an integer from 0 to 9223372036854775807"),
     (["--seed", "-1"], "argument --seed: must be an integer from 0 to"),
-    (["--dataset", "imagenet"], "invalid choice: 'imagenet'"),
+    (["--dataset", "imagenet"], "argument --dataset: must be 'digits' or 'cifar10', or a folder with one "
+                                "subfolder of images per class, got 'imagenet' (no such folder)"),
     (["--amp", "fp8"], "invalid choice: 'fp8'"),
 ])
 def test_bad_option_values_exit_with_usage_error(capsys, argv, match):

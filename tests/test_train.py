@@ -61,7 +61,8 @@ def test_mixed_precision_choice_on_cpu():
     (dict(lr=float("nan")), "lr must be a positive number"),
     (dict(label_smoothing=1.0), r"label_smoothing must be a number in \[0, 1\), got 1.0"),
     (dict(amp="fp8"), "amp must be one of"),
-    (dict(dataset="mnist"), "dataset must be one of 'digits', 'cifar10', got 'mnist'"),
+    (dict(dataset="mnist"), "dataset must be 'digits' or 'cifar10', or a folder with one subfolder of images "
+                            r"per class, got 'mnist' \(no such folder\)"),
     (dict(preset="huge"), "unknown preset 'huge'"),
     # bools are ints in Python: refused, as ViT refuses them, instead of training at lr 1.0
     (dict(lr=True), "lr must be a positive number, got True"),

@@ -4,6 +4,8 @@
     patches       an image as patch tokens (einops + Linear, or Conv2d); positions  notebook 03
     vit           the encoder block, the full ViT and the paper's model sizes       notebook 04
     data          the embedded digits, CIFAR-10, sample photos, batch augmentation  notebooks 00, 03, 05
+    locations     where the data is (a clone, an installed wheel, VIT_TUTORIAL_DATA) and where downloads go
+    images        your own images: any file OpenCV reads; a folder of class subfolders as a dataset
     devices       CPU or GPU, mixed precision, and naming the hardware honestly     notebooks 05, 09
     optim         AdamW with decay on matrices only, the warm-up + cosine schedule  notebook 05
     step          one training step, one evaluation, accuracy                       notebook 05
@@ -16,11 +18,12 @@
     analysis      attention rollout, mean attention distance, the paper's Fig. 7    notebook 06
     finetune      pre-trained weights into a new model: new head, resized positions notebook 07
     pretrained    torchvision's ViTs (vit_b_16, ...) loaded into this ViT           notebook 07
+    predict       a trained model on your own images: top 5, attention rollout      notebook 07
     speed         the fast path, one measured rung at a time                        notebook 09
     exercises     checkers for the exercises: instant, specific feedback            notebooks 01-07
     validate      the argument checks every public entry point shares
     notebook      smoke mode (VIT_TUTORIAL_SMOKE=1) and the one-line device report  all
-    cli           ``python -m vit_tutorial train|export|check-data|download``
+    cli           ``python -m vit_tutorial train|predict|export|check-data|download`` (``vit-tutorial ...``)
 
 The data path of a training run: image (data) -> patches (patches) -> tokens + [CLS] + positions
 -> encoder -> head (vit) -> loss and update (step, optim) -> checkpoint (checkpoint) -> report (runs).

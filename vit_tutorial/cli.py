@@ -1,5 +1,8 @@
 """``python -m vit_tutorial train``: the training loop of :mod:`vit_tutorial.train` from a shell.
 
+Also ``predict`` (your images through a trained model, :mod:`vit_tutorial.predict`), ``export``,
+``check-data`` and ``download``. Installed from a wheel, the same commands are ``vit-tutorial ...``.
+
 Every failure a user can cause (a bad option, a bad checkpoint, no data
 offline, a diverging run) ends with one line on stderr and a non-zero exit.
 """
@@ -7,15 +10,15 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import os
 import sys
 import time
 from pathlib import Path
 
-from . import validate
+from . import predict, validate
 from .checkpoint import CheckpointError, export_weights, load_checkpoint
-from .data import DATASETS, DataUnavailableError
+from .data import DataUnavailableError
 from .devices import AMP_MODES
+from .images import check_dataset
 from .recipes import RECIPES, TrainConfig
 from .train import TrainingDiverged, train
 from .vit import PRESETS
@@ -43,6 +46,13 @@ _positive_float = _option(validate.positive_number, float)
 _seed = _option(validate.integer_in, int, *validate.SEED_RANGE)
 
 
+def _dataset(text: str) -> str:
+    try:
+        return check_dataset(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e).removeprefix("dataset ")) from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     d = TrainConfig()
     parser = argparse.ArgumentParser(prog="python -m vit_tutorial",
@@ -57,7 +67,9 @@ def build_parser() -> argparse.ArgumentParser:
     # Defaults are None so that --resume can tell what the user set from what the checkpoint says.
     t.add_argument("--recipe", choices=list(RECIPES), default=None,
                    help="start from a named recipe (the options below override it) [digits]")
-    t.add_argument("--dataset", choices=DATASETS, default=None, help=f"data to train on [{d.dataset}]")
+    t.add_argument("--dataset", type=_dataset, default=None, metavar="digits|cifar10|PATH",
+                   help=f"data to train on: a name, or a folder with one subfolder of images per class "
+                        f"(train/ and test/ inside it are used as the split if present) [{d.dataset}]")
     t.add_argument("--preset", choices=list(PRESETS), default=None, metavar="NAME",
                    help=f"model size: {', '.join(PRESETS)} [{d.preset}]")
     t.add_argument("--epochs", type=_positive_int, default=None, help=f"[{d.epochs}]")
@@ -86,8 +98,11 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("dest", type=Path, help="where to write the weights-only file")
     sub.add_parser("check-data", help="list which data and weights are here (no network used)",
                    description="What the notebooks need, and whether it is where the package looks.")
-    sub.add_parser("download", help="fetch CIFAR-10 and the ImageNet ViT-B/16 weights into data/downloads",
-                   description="Prepare a machine (or a classroom's shared folder) to run everything offline.")
+    sub.add_parser("download", help="fetch CIFAR-10 and the ImageNet ViT-B/16 weights (check-data says where)",
+                   description="Prepare a machine (or a classroom's shared folder) to run everything offline. "
+                               "Downloads go to a clone's data/downloads, else to your user cache folder, "
+                               "or to $VIT_TUTORIAL_DATA/downloads when that is set.")
+    predict.add_parser(sub)
     return parser
 
 
@@ -96,6 +111,7 @@ def check_data() -> int:
     from torchvision.models import get_model_weights
 
     from . import data
+    from .locations import restore_hint
     from .pretrained import weights_dir
 
     weights_file = weights_dir() / get_model_weights("vit_b_16").IMAGENET1K_V1.url.rsplit("/", 1)[-1]
@@ -103,16 +119,17 @@ def check_data() -> int:
     cifar_ok = all((cifar / n).is_file() for n in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"])
     rows = [  # (present, needed offline, what, where, how to get it)
         ((data.DATA_DIR / "digits.npz").is_file(), True, "digits (embedded)", data.DATA_DIR / "digits.npz",
-         "part of the repository: git checkout -- data/"),
-        (bool(data.photo_names()), True, "sample photos", data.DATA_DIR / "photos", "part of the repository"),
+         restore_hint("digits.npz")),
+        (bool(data.photo_names()), True, "sample photos", data.DATA_DIR / "photos", restore_hint("photos/")),
         ((data.DATA_DIR / "digits_vit.pt").is_file(), True, "trained digits model", data.DATA_DIR / "digits_vit.pt",
-         data.TRAINED_DIGITS_COMMAND),
+         f"{restore_hint('digits_vit.pt')}; or make it: {data.TRAINED_DIGITS_COMMAND}"),
         (cifar_ok, False, "CIFAR-10 (notebook 05 on a GPU, --dataset cifar10)", cifar,
          "python -m vit_tutorial download"),
         (weights_file.is_file(), False, "ImageNet ViT-B/16 weights (notebook 07, --init imagenet)", weights_file,
          "python -m vit_tutorial download"),
     ]
-    print(f"data folder: {data.DATA_DIR}" + ("  (from VIT_TUTORIAL_DATA)" if "VIT_TUTORIAL_DATA" in os.environ else ""))
+    print(f"data folder:      {data.DATA_DIR}  ({data.DATA_SOURCE})")
+    print(f"downloads folder: {data.DOWNLOAD_DIR}  (CIFAR-10 and the ImageNet weights; created on first download)")
     for ok, _, what, where, how in rows:
         print(f"  {'ok     ' if ok else 'missing'}  {what}: {where}" + ("" if ok else f"\n           get it: {how}"))
     missing_needed = [what for ok, needed, what, _, _ in rows if needed and not ok]
@@ -123,13 +140,13 @@ def check_data() -> int:
 
 
 def download() -> int:
-    from .data import load_cifar10
-    from .pretrained import torchvision_vit
+    from . import data
+    from .pretrained import torchvision_vit, weights_dir
 
-    load_cifar10(download=True)
-    print("CIFAR-10: ready")
+    data.load_cifar10(download=True)
+    print(f"CIFAR-10: ready in {data.DOWNLOAD_DIR}")
     torchvision_vit("vit_b_16", pretrained=True, progress=True)
-    print("ImageNet ViT-B/16 weights: ready")
+    print(f"ImageNet ViT-B/16 weights: ready in {weights_dir()}")
     return check_data()
 
 
@@ -150,7 +167,7 @@ def run_train(args) -> int:
         out = args.resume.parent
     elif out is None:
         stamp = time.strftime("%Y%m%d-%H%M%S")
-        out = Path("runs") / f"{config.dataset}-{config.preset.replace('/', '-')}-{stamp}"
+        out = Path("runs") / f"{Path(config.dataset).name}-{config.preset.replace('/', '-')}-{stamp}"
     if args.resume is None and (out / "checkpoint.pt").exists():
         raise ValueError(f"{out} already holds a run; continue it with --resume {out / 'checkpoint.pt'} "
                          f"or choose another --out")
@@ -176,6 +193,8 @@ def main(argv: list[str] | None = None) -> int:
             return check_data()
         if args.command == "download":
             return download()
+        if args.command == "predict":
+            return predict.run(args)
         if args.command == "export":
             path = export_weights(args.checkpoint, args.dest)
             print(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB, weights only)")

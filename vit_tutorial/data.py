@@ -3,9 +3,11 @@
 * ``digits``: 5,000 real MNIST digits (28x28, grey) shipped in ``data/digits.npz``,
   split 4,000 train / 1,000 test, 400 / 100 per class (see ``data/README.md``).
   Needs no network: the default for CPUs, tests and workshops.
-* ``cifar10``: CIFAR-10 (32x32 colour, 50,000 / 10,000), downloaded into
-  ``data/downloads/`` on first use. Offline and without a copy, a short error
-  says where to put the archive.
+* ``cifar10``: CIFAR-10 (32x32 colour, 50,000 / 10,000), downloaded on first use into
+  ``DOWNLOAD_DIR`` (a clone's ``data/downloads/``, else the user's cache folder: see
+  :mod:`vit_tutorial.locations`). Offline and without a copy, a short error says where
+  to put the archive.
+* a folder of your own images, one subfolder per class (:mod:`vit_tutorial.images`).
 * ``sample_photo(name)``: a few photographs for the patching and inference notebooks.
 
 Both datasets are small enough to keep whole in memory as ``uint8`` tensors, so
@@ -16,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import os
 import pickle
 import socket
 import tarfile
@@ -26,10 +27,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .locations import find_data, restore_hint
 from .validate import first_line
 
-DATA_DIR = Path(os.environ.get("VIT_TUTORIAL_DATA", Path(__file__).resolve().parents[1] / "data"))
-DOWNLOAD_DIR = DATA_DIR / "downloads"  # git-ignored
+# Read at call time, so a test (or a notebook) can point them elsewhere. DATA_SOURCE says which of
+# the three places of vit_tutorial.locations they came from.
+DATA_DIR, DOWNLOAD_DIR, DATA_SOURCE = find_data()
 
 CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 CIFAR10_MD5 = "c58f30108f718f92721af3b95e74349a"
@@ -84,10 +87,7 @@ def load_digits(path: str | Path | None = None) -> ImageData:
     """The embedded 5,000-digit MNIST subset: no network, loads in milliseconds."""
     path = Path(path) if path else DATA_DIR / "digits.npz"
     if not path.is_file():
-        raise DataUnavailableError(
-            f"the embedded digits are missing: expected {path}. It is part of the repository; "
-            f"restore it with `git checkout -- data/digits.npz`, or set VIT_TUTORIAL_DATA "
-            f"to the folder that holds it.")
+        raise DataUnavailableError(f"the embedded digits are missing: expected {path}; {restore_hint('digits.npz')}")
     with np.load(path, allow_pickle=False) as f:
         x_train, x_test = (torch.from_numpy(f[k]).unsqueeze(1) for k in ("x_train", "x_test"))
         y_train, y_test = (torch.from_numpy(f[k].astype(np.int64)) for k in ("y_train", "y_test"))
@@ -194,13 +194,23 @@ def load_cifar10(root: str | Path | None = None, download: bool = True) -> Image
                      mean, std, augmentation="crop_flip")
 
 
-def load_dataset(name: str, root: str | Path | None = None, download: bool = True) -> ImageData:
-    """``'digits'`` or ``'cifar10'`` by name (what the CLI's ``--dataset`` takes)."""
+def load_dataset(name: str, root: str | Path | None = None, download: bool = True,
+                 image_size: int | None = None) -> ImageData:
+    """``'digits'``, ``'cifar10'``, or the path of a folder of class subfolders (what the CLI's ``--dataset`` takes).
+
+    A folder's images are resized to ``image_size`` as they load (:func:`vit_tutorial.images.load_image_folder`);
+    the named datasets come at their own size (the training loop resizes those on the device).
+    """
     if name == "digits":
         return load_digits()
     if name == "cifar10":
         return load_cifar10(root, download)
-    raise ValueError(f"unknown dataset {name!r}; choose one of: {', '.join(DATASETS)}")
+    from .images import check_dataset, load_image_folder
+
+    check_dataset(name)
+    if image_size is None:
+        raise ValueError(f"loading the folder {name} needs an image_size (the model's input size)")
+    return load_image_folder(name, image_size)
 
 
 # --------------------------------------------------------------------------- augmentation
@@ -268,7 +278,11 @@ def photo_names() -> list[str]:
 def sample_photo_path(name: str = "chelsea") -> Path:
     path = DATA_DIR / "photos" / f"{name}.jpg"
     if not path.is_file():
-        raise ValueError(f"no sample photo {name!r}; choose one of: {', '.join(photo_names()) or '(none found)'}")
+        names = photo_names()
+        if not names:
+            raise DataUnavailableError(f"the sample photos are missing from {DATA_DIR / 'photos'}; "
+                                       f"{restore_hint('photos/')}")
+        raise ValueError(f"no sample photo {name!r}; choose one of: {', '.join(names)}")
     return path
 
 
@@ -297,5 +311,5 @@ def trained_digits_path() -> Path:
     path = DATA_DIR / "digits_vit.pt"
     if not path.is_file():
         raise DataUnavailableError(f"the trained digits model is missing from {DATA_DIR}; "
-                                   f"make it (about a minute on a CPU) with: {TRAINED_DIGITS_COMMAND}")
+                                   f"{restore_hint('digits_vit.pt')}; or make your own: {TRAINED_DIGITS_COMMAND}")
     return path

@@ -23,7 +23,8 @@ TORCHVISION_VITS = ("vit_b_16", "vit_b_32", "vit_l_16", "vit_l_32", "vit_h_14")
 
 
 def weights_dir() -> Path:
-    """Where downloaded weights live: ``data/downloads/weights`` (git-ignored; copy it to prepare an offline room)."""
+    """Where downloaded weights live: ``weights/`` in the downloads folder (a clone's git-ignored
+    ``data/downloads/``, else the user's cache folder; copy it to prepare an offline room)."""
     return data.DOWNLOAD_DIR / "weights"
 
 

@@ -11,8 +11,8 @@ import dataclasses
 import inspect
 from dataclasses import dataclass, field
 
-from .data import DATASETS
 from .devices import AMP_MODES
+from .images import check_dataset
 from .validate import SEED_RANGE, choice, flag, fraction, integer_in, non_negative_number, positive_int, positive_number
 from .vit import PRESETS, ViT, preset_kwargs
 
@@ -28,7 +28,7 @@ class TrainConfig:
     ``RECIPES``): about 0.97 test accuracy in about a minute of training on two CPU cores.
     """
 
-    dataset: str = "digits"
+    dataset: str = "digits"  # 'digits', 'cifar10', or the path of a folder of class subfolders
     preset: str = "digits"  # a name in vit_tutorial.PRESETS: the model's size
     epochs: int = 36
     batch_size: int = 64
@@ -49,7 +49,7 @@ class TrainConfig:
 
     def validate(self) -> "TrainConfig":
         """Raise a ``ValueError`` that names the bad value and what would be valid."""
-        choice("dataset", self.dataset, DATASETS)
+        check_dataset(self.dataset)  # a name, or a folder of class subfolders
         if self.preset not in PRESETS:
             raise ValueError(f"unknown preset {self.preset!r}; choose one of: {', '.join(PRESETS)}")
         for name in ("epochs", "batch_size"):

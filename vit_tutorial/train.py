@@ -40,7 +40,7 @@ from .optim import adamw, lr_at, param_groups, set_lr
 from .recipes import RECIPES, TrainConfig, model_config_for, recipe
 from .runs import metrics_dict, write_outputs
 from .step import count_correct, evaluate, train_step
-from .vit import ViT
+from .vit import PRESETS, ViT
 
 
 class TrainingDiverged(RuntimeError):
@@ -111,7 +111,8 @@ def train(config: TrainConfig | None = None, data: ImageData | None = None, out:
     """
     config = dataclasses.replace(config or TrainConfig()).validate()
     saved = load_checkpoint(resume) if resume is not None else None
-    data = data if data is not None else load_dataset(config.dataset)
+    data = data if data is not None else load_dataset(  # a folder loads at the model's size
+        config.dataset, image_size=config.image_size or PRESETS[config.preset]["image_size"])
     with distributed.process_group(config.device) as procs:
         run = _set_up(config, data, procs, saved, resume)
         folder = Path(out) if out is not None and procs.is_main else None
