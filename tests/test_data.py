@@ -169,3 +169,22 @@ def test_network_timeout_is_restored_even_on_error():
             assert socket.getdefaulttimeout() == 3.0
             raise KeyError
     assert socket.getdefaulttimeout() == before
+
+
+def test_affine_augmentation_is_seeded_keeps_dtype_and_moves_the_ink_a_little(digits):
+    x = digits.x_train[:32]
+    a = augment_batch(x, "affine", torch.Generator().manual_seed(3))
+    b = augment_batch(x, "affine", torch.Generator().manual_seed(3))
+    assert a.dtype == torch.uint8 and a.shape == x.shape and torch.equal(a, b)
+    assert not torch.equal(a, x)
+    # a small rotation, zoom and shift: the ink's centre of mass moves by a few pixels at most
+    grid = torch.arange(28.0)
+
+    def centre(img):
+        w = img.float().squeeze(1)
+        return torch.stack([(w.sum(2) * grid).sum(1), (w.sum(1) * grid).sum(1)], 1) / w.sum((1, 2))[:, None]
+
+    moved = (centre(a) - centre(x)).norm(dim=1)
+    assert moved.max() < 4.5 and moved.mean() > 0.3
+    # the same amount of ink, within the resampling's rounding
+    assert torch.allclose(a.float().sum((1, 2, 3)), x.float().sum((1, 2, 3)), rtol=0.25)

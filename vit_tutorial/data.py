@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import math
 import pickle
 import socket
 import tarfile
@@ -39,6 +40,7 @@ CIFAR10_MD5 = "c58f30108f718f92721af3b95e74349a"
 CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer",
                    "dog", "frog", "horse", "ship", "truck"]
 DATASETS = ("digits", "cifar10")
+AUGMENTATIONS = ("none", "shift", "crop_flip", "affine")
 
 
 class DataUnavailableError(RuntimeError):
@@ -223,6 +225,8 @@ def augment_batch(x: torch.Tensor, kind: str, generator: torch.Generator | None 
     ``'shift'``: translate each image by up to ``max_shift`` pixels (zeros come in);
     digits stay digits, and the model stops relying on exact pixel positions.
     ``'crop_flip'``: CIFAR's classic 4-pixel padded random crop and horizontal flip.
+    ``'affine'``: a small random rotation (up to 12 degrees), scaling (up to 10 %) and shift
+    (up to ``max_shift`` pixels) together, the way handwriting varies.
 
     Why not ``torchvision.transforms`` in a ``DataLoader``: those work one image at a time in
     worker processes. Here the dataset is already a tensor in memory (on the GPU when there is
@@ -231,8 +235,10 @@ def augment_batch(x: torch.Tensor, kind: str, generator: torch.Generator | None 
     """
     if kind == "none":
         return x
-    if kind not in ("shift", "crop_flip"):
-        raise ValueError(f"unknown augmentation {kind!r}; choose 'none', 'shift' or 'crop_flip'")
+    if kind not in AUGMENTATIONS:
+        raise ValueError(f"unknown augmentation {kind!r}; choose one of: {', '.join(AUGMENTATIONS)}")
+    if kind == "affine":
+        return _random_affine(x, generator, max_shift=max_shift)
     pad = max_shift if kind == "shift" else 4
     b, _, h, w = x.shape
     dev = x.device
@@ -249,6 +255,22 @@ def augment_batch(x: torch.Tensor, kind: str, generator: torch.Generator | None 
         flip = (torch.rand(b, generator=generator) < 0.5).to(dev)
         out = torch.where(flip[:, None, None, None], out.flip(-1), out)
     return out
+
+
+def _random_affine(x: torch.Tensor, generator, max_degrees: float = 12.0, max_scale: float = 0.1,
+                   max_shift: float = 2.0) -> torch.Tensor:
+    """One random rotation, scale and shift per image, applied by resampling (bilinear); same dtype out."""
+    b, _, h, w = x.shape
+    u = torch.rand(b, 4, generator=generator) * 2 - 1  # drawn on the CPU, like the shifts
+    angle = u[:, 0] * math.radians(max_degrees)
+    zoom = 1 + u[:, 1] * max_scale
+    cos, sin = torch.cos(angle) / zoom, torch.sin(angle) / zoom
+    tx, ty = u[:, 2] * max_shift * 2 / w, u[:, 3] * max_shift * 2 / h  # one pixel is 2/w in grid units
+    theta = torch.stack([torch.stack([cos, -sin, tx], 1), torch.stack([sin, cos, ty], 1)], 1).to(x.device)
+    grid = torch.nn.functional.affine_grid(theta, list(x.shape), align_corners=False)
+    out = torch.nn.functional.grid_sample(x.float(), grid, mode="bilinear", padding_mode="zeros",
+                                          align_corners=False)
+    return out.round_().clamp_(0, 255).to(x.dtype) if not x.is_floating_point() else out
 
 
 def normalize(x: torch.Tensor, mean, std) -> torch.Tensor:
