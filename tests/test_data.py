@@ -66,7 +66,7 @@ def test_cifar10_offline_gives_a_short_error_saying_where_to_put_files(tmp_path,
     def offline(*args, **kwargs):
         raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
 
-    monkeypatch.setattr(tvu, "download_and_extract_archive", offline)
+    monkeypatch.setattr(tvu, "download_url", offline)
     with pytest.raises(DataUnavailableError) as info:
         load_cifar10(tmp_path)
     msg = str(info.value)
@@ -152,7 +152,7 @@ def test_a_download_error_with_an_empty_message_is_still_one_line(tmp_path, monk
     def fails(*args, **kwargs):
         raise RuntimeError("")
 
-    monkeypatch.setattr(tvu, "download_and_extract_archive", fails)
+    monkeypatch.setattr(tvu, "download_url", fails)
     with pytest.raises(DataUnavailableError, match=r"could not be downloaded \(RuntimeError: RuntimeError\)"):
         load_cifar10(tmp_path)
 
