@@ -233,7 +233,7 @@ def export_weights(checkpoint: str | Path, dest: str | Path, force: bool = False
     try:
         return save_checkpoint(dest, slim)
     except OSError as e:
-        raise CheckpointError(f"{write_failure(e, dest.parent)}; {dest} was not written") from None
+        raise CheckpointError(f"{write_failure(e, dest.resolve().parent)}; {dest} was not written") from None
 
 
 def check_destination(dest: Path, force: bool = False) -> None:

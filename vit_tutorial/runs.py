@@ -2,8 +2,8 @@
 
 ``metrics.json`` says what was trained, on what hardware and library versions, how long it
 took and how well it did, with the history of every epoch; ``curves.png`` draws the history.
-Both are rewritten (atomically) after every epoch, so a long run can be watched, and a run
-stopped at any point leaves a report that matches its checkpoint.
+Both are rewritten (atomically) while the run trains, so a long run can be watched: metrics.json
+after every epoch, matching the checkpoint, and curves.png as often as drawing it is cheap.
 
 A folder belongs to the run that holds its lock file (``.lock``: the owner's process id and
 host, created atomically). A second run into the same folder, or a new run into a folder that
@@ -17,6 +17,7 @@ import json
 import os
 import platform
 import socket
+import time
 from pathlib import Path
 from typing import Iterator
 
@@ -57,8 +58,8 @@ def metrics_dict(result) -> dict:
     }
 
 
-def write_outputs(result) -> None:
-    """``metrics.json`` and ``curves.png`` beside the checkpoint, each replaced atomically."""
+def write_outputs(result, curves: bool = True) -> None:
+    """``metrics.json`` and (with ``curves``) ``curves.png`` beside the checkpoint, each replaced atomically."""
     import matplotlib.pyplot as plt
 
     from .plots import plot_history
@@ -66,6 +67,8 @@ def write_outputs(result) -> None:
     out = Path(result.out)
     text = json.dumps(metrics_dict(result), indent=2) + "\n"
     atomic_write(out / "metrics.json", lambda f: f.write(text.encode()))
+    if not curves:
+        return
     fig = plot_history(result.history, title=f"{result.config.preset} on {result.config.dataset}")
     try:
         atomic_write(out / "curves.png", lambda f: fig.savefig(f, format="png", dpi=100, bbox_inches="tight"))
@@ -76,10 +79,14 @@ def write_outputs(result) -> None:
 class RunFolder:
     """The folder of the run in progress: claimed by :func:`run_folder`, written after every epoch."""
 
+    #: Drawing curves.png takes a few tenths of a second on a CPU; it may take at most this share of a run.
+    DRAWING_SHARE = 0.05
+
     def __init__(self, path: Path, last_epoch: int | None = None):
         self.path = path
         self.checkpoint = path / "checkpoint.pt"
         self.last_epoch = last_epoch  # the epoch of the checkpoint on disk, if this run has one there
+        self._drawn_at, self._drawing_seconds = None, 0.0
 
     def save(self, state: dict) -> None:
         """``checkpoint.pt`` for the epoch just finished; a failed write leaves the previous one as it was."""
@@ -89,11 +96,18 @@ class RunFolder:
             raise RunFolderError(self._failed(e)) from None
         self.last_epoch = state["epoch"]
 
-    def write_outputs(self, result) -> None:
+    def write_outputs(self, result, last: bool = False) -> None:
+        """metrics.json after every epoch; curves.png after the first and the ``last``, and in between
+        whenever enough time has passed that drawing it stays within ``DRAWING_SHARE`` of the run."""
+        start = time.perf_counter()
+        draw = last or self._drawn_at is None or \
+            start - self._drawn_at >= self._drawing_seconds / self.DRAWING_SHARE
         try:
-            write_outputs(result)
+            write_outputs(result, curves=draw)
         except OSError as e:
             raise RunFolderError(self._failed(e)) from None
+        if draw:
+            self._drawn_at, self._drawing_seconds = time.perf_counter(), time.perf_counter() - start
 
     def _failed(self, e: OSError) -> str:
         kept = (f"the last checkpoint (epoch {self.last_epoch}) is intact" if self.last_epoch is not None

@@ -100,12 +100,12 @@ def train(config: TrainConfig | None = None, data: ImageData | None = None, out:
     """Train a ViT as ``config`` says and return the model, its history and its test accuracy.
 
     ``data`` defaults to ``load_dataset(config.dataset)``. With ``out``, the run owns that folder
-    (another run into it is refused) and writes ``checkpoint.pt``, ``metrics.json`` and
-    ``curves.png`` there after every epoch. ``resume`` continues from a checkpoint of the same
-    configuration. ``on_epoch_end(epoch, history)`` is called after each epoch's checkpoint (it
-    may raise to stop the run). ``progress``: ``True`` for a ``tqdm.auto`` bar (a widget in
-    Jupyter), ``"text"`` for a plain-text bar of a few frames (what a saved notebook shows on
-    GitHub), ``False`` for none.
+    (another run into it is refused) and writes ``checkpoint.pt`` and ``metrics.json`` there
+    after every epoch, and ``curves.png`` as it goes (see ``runs``). ``resume`` continues from a
+    checkpoint of the same configuration. ``on_epoch_end(epoch, history)`` is called after each
+    epoch's checkpoint (it may raise to stop the run). ``progress``: ``True`` for a ``tqdm.auto``
+    bar (a widget in Jupyter), ``"text"`` for a plain-text bar of a few frames (what a saved
+    notebook shows on GitHub), ``False`` for none.
     """
     config = dataclasses.replace(config or TrainConfig()).validate()
     saved = load_checkpoint(resume, training=True) if resume is not None else None
@@ -133,7 +133,8 @@ def train(config: TrainConfig | None = None, data: ImageData | None = None, out:
                     run.history[key].append(value)
                 if folder is not None:
                     folder.save(_training_state(run, epoch + 1))
-                    folder.write_outputs(_result(run, folder, time.perf_counter() - t_start))
+                    folder.write_outputs(_result(run, folder, time.perf_counter() - t_start),
+                                         last=epoch + 1 == config.epochs)
                 if on_epoch_end is not None:
                     on_epoch_end(epoch + 1, run.history)
         finally:
