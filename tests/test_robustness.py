@@ -125,7 +125,7 @@ def damaged_bytes(work: Path, name: str) -> None:
 
 
 def zip_bomb(work: Path, name: str) -> None:
-    """A valid checkpoint of 64 MB of zeros, re-zipped with deflate into a file of about 100 kB."""
+    """A valid checkpoint holding 64 MiB of zeros, re-zipped with deflate into a file of about 70 kB."""
     state = {**state_of(work), "model": {"w": torch.zeros(16 << 20)}}
     buf = io.BytesIO()
     torch.save(state, buf)
@@ -143,11 +143,11 @@ def exported(work: Path, name: str) -> None:
     export_weights(work / "A" / "checkpoint.pt", work / name)
 
 
-def def_del(key):
+def without(key):
     return edited(lambda s: s.pop(key))
 
 
-def def_set(key, value):
+def replaced(key, value):
     return edited(lambda s: s.__setitem__(key, value))
 
 
@@ -161,19 +161,19 @@ MAKERS = {
     "folder.pt": lambda w, n: (w / n).mkdir(),
     "code.pt": lambda w, n: torch.save({"format": C.CHECKPOINT_FORMAT, "model": RunsCode()}, w / n),
     "foreign.pt": lambda w, n: torch.save({"weights": torch.ones(2)}, w / n),
-    "no-train-config.pt": def_del("train_config"),
-    "list-train-config.pt": def_set("train_config", [1, 2]),
-    "no-model-config.pt": def_del("model_config"),
-    "str-history.pt": def_set("history", "loss went down"),
+    "no-train-config.pt": without("train_config"),
+    "list-train-config.pt": replaced("train_config", [1, 2]),
+    "no-model-config.pt": without("model_config"),
+    "str-history.pt": replaced("history", "loss went down"),
     "short-history.pt": edited(lambda s: s["history"].__setitem__("test_loss", [])),
-    "str-epoch.pt": def_set("epoch", "1"),
-    "bool-epoch.pt": def_set("epoch", True),
-    "negative-epoch.pt": def_set("epoch", -1),
-    "str-weights.pt": def_set("model", {"mlp_head.weight": "abc"}),
-    "list-model.pt": def_set("model", [1, 2]),
-    "no-rng.pt": def_del("rng"),
-    "bad-rng.pt": def_set("rng", {"generator": torch.zeros(3, dtype=torch.uint8), "torch": torch.zeros(3)}),
-    "bad-optimizer.pt": def_set("optimizer", {"state": {}, "param_groups": []}),
+    "str-epoch.pt": replaced("epoch", "1"),
+    "bool-epoch.pt": replaced("epoch", True),
+    "negative-epoch.pt": replaced("epoch", -1),
+    "str-weights.pt": replaced("model", {"mlp_head.weight": "abc"}),
+    "list-model.pt": replaced("model", [1, 2]),
+    "no-rng.pt": without("rng"),
+    "bad-rng.pt": replaced("rng", {"generator": torch.zeros(3, dtype=torch.uint8), "torch": torch.zeros(3)}),
+    "bad-optimizer.pt": replaced("optimizer", {"state": {}, "param_groups": []}),
     "bad-lr.pt": edited(lambda s: s["train_config"].__setitem__("lr", -1.0)),
     "bad-model-config.pt": edited(lambda s: s["model_config"].__setitem__("dimm", 3)),
     "bad-weights.pt": edited(lambda s: s["model"].__setitem__("mlp_head.weight", torch.zeros(3, 3))),
@@ -181,6 +181,7 @@ MAKERS = {
 
 
 def lock_of(pid_text: str):
+    """A maker: a copy of run A whose folder holds a lock file saying ``pid_text``."""
     def make(work: Path, name: str) -> None:
         shutil.copytree(work / "A", work / name)
         (work / name / LOCK_NAME).write_text(pid_text)
@@ -188,6 +189,7 @@ def lock_of(pid_text: str):
 
 
 def make_files(work: Path, names, live: int | None = None) -> None:
+    """The case's input files; the locks name a live process (``live``), a finished one, or no number."""
     for name in names:
         if name == "live-lock":
             lock_of(f"{live} {HOST}\n")(work, name)
@@ -299,7 +301,8 @@ CLI_CASES = [
      "already complete"),
     # data loss 1: --resume A --out B, where B holds another run
     ("resume-into-another-run", [], ["train", "--resume", "A/checkpoint.pt", "--epochs", "2", "--out", "B",
-                                     "--no-progress"], r"B already holds a run; continue it with --resume B/checkpoint"),
+                                     "--no-progress"],
+     r"B already holds a run; continue it with --resume B/checkpoint"),
     ("new-run-into-a-run", [], ["train", "--out", "B", "--no-progress"], "B already holds a run"),
     ("out-is-a-file", [], ["train", "--out", "notes.txt", "--no-progress"], "notes.txt is a file, not a folder"),
     ("out-under-a-file", [], ["train", "--out", "notes.txt/run", "--no-progress"],
@@ -311,11 +314,13 @@ CLI_CASES = [
      r"live-lock is in use by another run \(process \d+ on "),
     ("resume-locked-by-a-live-run", ["live-lock"], ["train", "--resume", "live-lock/checkpoint.pt", "--epochs", "2",
                                                     "--no-progress"], "is in use by another run"),
-    ("out-stale-lock", ["dead-lock"], ["train", "--resume", "dead-lock/checkpoint.pt", "--epochs", "2", "--no-progress"],
+    ("out-stale-lock", ["dead-lock"],
+     ["train", "--resume", "dead-lock/checkpoint.pt", "--epochs", "2", "--no-progress"],
      r"locked by a run that is no longer running \(process \d+\); .*delete dead-lock/\.lock and start again"),
     ("out-garbled-lock", ["garbled-lock"], ["train", "--out", "garbled-lock", "--no-progress"],
      r"locked by another run \(unreadable garbled-lock/\.lock\)"),
-    ("init-missing", [], ["train", "--init", "missing.pt", "--out", "R", "--no-progress"], "no checkpoint at missing.pt"),
+    ("init-missing", [], ["train", "--init", "missing.pt", "--out", "R", "--no-progress"],
+     "no checkpoint at missing.pt"),
     ("init-damaged", ["damaged.pt"], ["train", "--init", "damaged.pt", "--out", "R", "--no-progress"],
      "checkpoint is damaged"),
     ("init-imagenet-wrong-preset", [], ["train", "--init", "imagenet", "--out", "R"], "preset must be 'ViT-B/16'"),
@@ -332,7 +337,8 @@ CLI_CASES = [
     ("export-onto-a-file", [], ["export", "A/checkpoint.pt", "notes.txt"], "notes.txt already exists and is a file"),
     ("export-onto-its-source", [], ["export", "A/checkpoint.pt", "A/checkpoint.pt", "--force"], "its own source"),
     ("export-to-a-folder", [], ["export", "A/checkpoint.pt", "A"], r"A is a folder; give a file name, e\.g\. A/model"),
-    ("export-under-a-file", [], ["export", "A/checkpoint.pt", "notes.txt/model.pt"], "notes.txt is a file, not a folder"),
+    ("export-under-a-file", [], ["export", "A/checkpoint.pt", "notes.txt/model.pt"],
+     "notes.txt is a file, not a folder"),
     ("export-into-proc", [], ["export", "A/checkpoint.pt", "/proc/vit_tutorial.pt"],
      r"could not write into /proc \(No such file or directory\); /proc/vit_tutorial\.pt was not written"),
     ("export-from-missing", [], ["export", "missing.pt", "E.pt"], "no checkpoint at missing.pt"),
@@ -465,6 +471,23 @@ def test_ctrl_c_names_the_real_checkpoint_and_releases_the_folder(capsys, work, 
     assert err.strip() == ("interrupted; the last finished epoch is in A/checkpoint.pt: "
                            "continue with --resume A/checkpoint.pt")
     assert load_checkpoint(work / "A" / "checkpoint.pt")["epoch"] == 2 and not (work / "A" / LOCK_NAME).exists()
+
+
+@pytest.mark.parametrize("argv,hint", [
+    (["train", "--out", "R", "--no-progress"], "interrupted before the first epoch finished; nothing was saved"),
+    (["train", "--resume", "A/checkpoint.pt", "--epochs", "2", "--out", "R", "--no-progress"],
+     "interrupted before an epoch finished; A/checkpoint.pt is unchanged: "
+     "continue with --resume A/checkpoint.pt --out R"),
+], ids=["new-run", "resumed-into-a-new-folder"])
+def test_ctrl_c_before_an_epoch_ends_says_what_is_left(capsys, work, monkeypatch, argv, hint):
+    def interrupted_at_once(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "train", interrupted_at_once)
+    before = snapshot(work)
+    code, _, err = run_cli(capsys, argv)
+    assert code == cli.EXIT_INTERRUPTED and err.strip() == hint
+    assert changed(before, snapshot(work)) == []
 
 
 # --------------------------------------------------------------------------- concurrent runs

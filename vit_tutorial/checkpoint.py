@@ -302,4 +302,5 @@ def restore_training_state(state: dict, source, model, optimizer, scaler, genera
 
 __all__ = ["CHECKPOINT_FORMAT", "HISTORY_KEYS", "CheckpointError", "atomic_write", "save_checkpoint",
            "load_checkpoint", "check_archive", "check_state", "config_diff", "load_model", "export_weights",
-           "check_destination", "write_failure", "rng_state", "set_rng_state", "training_state", "restore_training_state"]
+           "check_destination", "write_failure", "rng_state", "set_rng_state", "training_state",
+           "restore_training_state"]
