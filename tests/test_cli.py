@@ -62,7 +62,7 @@ def test_cifar10_offline_is_one_line(capsys, tmp_path, monkeypatch):
         raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
 
     monkeypatch.setattr(D, "DOWNLOAD_DIR", tmp_path / "downloads")
-    monkeypatch.setattr(tvu, "download_and_extract_archive", offline)
+    monkeypatch.setattr(tvu, "download_url", offline)
     code, _, err = run(capsys, "train", "--dataset", "cifar10", "--preset", "cifar10",
                        "--out", str(tmp_path / "r"), "--no-progress")
     assert code == 1 and len(err.strip().splitlines()) == 1
@@ -96,7 +96,7 @@ def test_train_end_to_end_then_resume(capsys, tmp_path):
 
     # resuming with a different model is refused and loads nothing
     code, _, err = run(capsys, "train", "--resume", str(out / "checkpoint.pt"), "--preset", "cifar10",
-                       "--no-progress")
+                       "--epochs", "3", "--no-progress")
     assert code == 1 and "different model" in err
 
     # export: a weights-only copy that loads into the same model and gives the same outputs
@@ -164,6 +164,6 @@ def test_download_offline_is_one_line(capsys, tmp_path, monkeypatch):
         raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
 
     monkeypatch.setattr(D, "DOWNLOAD_DIR", tmp_path / "downloads")
-    monkeypatch.setattr(tvu, "download_and_extract_archive", offline)
+    monkeypatch.setattr(tvu, "download_url", offline)
     code, _, err = run(capsys, "download")
     assert code == 1 and len(err.strip().splitlines()) == 1 and "could not be downloaded" in err

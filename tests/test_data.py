@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import torch
 
+from vit_tutorial import cifar as CF
 from vit_tutorial import data as D
 from vit_tutorial.data import DataUnavailableError, augment_batch, load_cifar10, load_dataset
 
@@ -69,7 +70,7 @@ def test_cifar10_offline_gives_a_short_error_saying_where_to_put_files(tmp_path,
     def offline(*args, **kwargs):
         raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
 
-    monkeypatch.setattr(tvu, "download_and_extract_archive", offline)
+    monkeypatch.setattr(tvu, "download_url", offline)
     with pytest.raises(DataUnavailableError) as info:
         load_cifar10(tmp_path)
     msg = str(info.value)
@@ -145,7 +146,7 @@ def test_an_archive_put_in_place_by_hand_gets_the_md5_check_a_download_gets(tmp_
                                                    r"c58f30108f718f92721af3b95e74349a\)"):
         load_cifar10(archive.parent)
     assert not (archive.parent / "cifar-10-batches-py").exists()  # nothing extracted
-    monkeypatch.setattr(D, "CIFAR10_MD5", D.file_md5(archive))  # the test's own archive, accepted as genuine
+    monkeypatch.setattr(CF, "CIFAR10_MD5", CF.file_md5(archive))  # the test's own archive, accepted as genuine
     assert load_cifar10(archive.parent).x_train.shape == (30, 3, 32, 32)
 
 
@@ -155,7 +156,7 @@ def test_a_download_error_with_an_empty_message_is_still_one_line(tmp_path, monk
     def fails(*args, **kwargs):
         raise RuntimeError("")
 
-    monkeypatch.setattr(tvu, "download_and_extract_archive", fails)
+    monkeypatch.setattr(tvu, "download_url", fails)
     with pytest.raises(DataUnavailableError, match=r"could not be downloaded \(RuntimeError: RuntimeError\)"):
         load_cifar10(tmp_path)
 

@@ -140,9 +140,15 @@ def test_resume_after_interruption_matches_an_uninterrupted_run(tiny_data, tiny_
         assert torch.equal(pa, pb)
 
 
+def small_state(x: torch.Tensor) -> dict:
+    """The least a checkpoint must hold to pass load_checkpoint's structure check."""
+    return {"format": T.CHECKPOINT_FORMAT, "model_config": {}, "train_config": {}, "data": {}, "model": {"x": x},
+            "epoch": 1, "train_seconds": 0.0}
+
+
 def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
     path = tmp_path / "checkpoint.pt"
-    save_checkpoint(path, {"format": T.CHECKPOINT_FORMAT, "x": torch.ones(3)})
+    save_checkpoint(path, small_state(torch.ones(3)))
 
     def crash(obj, f, *a, **k):
         f.write(b"half a file")
@@ -150,15 +156,15 @@ def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
 
     monkeypatch.setattr(torch, "save", crash)
     with pytest.raises(KeyboardInterrupt):
-        save_checkpoint(path, {"format": T.CHECKPOINT_FORMAT, "x": torch.zeros(3)})
+        save_checkpoint(path, small_state(torch.zeros(3)))
     monkeypatch.undo()
-    assert torch.equal(load_checkpoint(path)["x"], torch.ones(3))  # the old file is intact
+    assert torch.equal(load_checkpoint(path)["model"]["x"], torch.ones(3))  # the old file is intact
     assert os.listdir(tmp_path) == ["checkpoint.pt"]  # no temporary file left behind
 
 
 def test_corrupt_checkpoint_is_refused(tmp_path):
     path = tmp_path / "checkpoint.pt"
-    save_checkpoint(path, {"format": T.CHECKPOINT_FORMAT})
+    save_checkpoint(path, small_state(torch.ones(3)))
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2])
     with pytest.raises(CheckpointError, match="is not a readable checkpoint"):

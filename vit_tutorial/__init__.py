@@ -3,7 +3,8 @@
     attention     scaled dot-product attention, by hand (einsum) and fused (SDPA)   notebooks 01-02
     patches       an image as patch tokens (einops + Linear, or Conv2d); positions  notebook 03
     vit           the encoder block, the full ViT and the paper's model sizes       notebook 04
-    data          the embedded digits, CIFAR-10, sample photos, batch augmentation  notebooks 00, 03, 05
+    data          the embedded digits, sample photos, batch augmentation            notebooks 00, 03, 05
+    cifar         CIFAR-10: downloaded once, checked, read without trusting the files notebook 05
     locations     where the data is (a clone, an installed wheel, VIT_TUTORIAL_DATA) and where downloads go
     images        your own images: any file OpenCV reads; a folder of class subfolders as a dataset
     devices       CPU or GPU, mixed precision, and naming the hardware honestly     notebooks 05, 09

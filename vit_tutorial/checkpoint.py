@@ -9,10 +9,10 @@ streams and the history, so that a resumed run continues exactly where it stoppe
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import platform
 import re
-import tempfile
 import zipfile
 from pathlib import Path
 
@@ -23,25 +23,35 @@ from .vit import ViT
 
 CHECKPOINT_FORMAT = "vit_tutorial.checkpoint/1"
 
+#: The columns of a run's history: one entry per finished epoch (``train`` appends them).
+HISTORY_KEYS = ("epoch", "train_loss", "train_accuracy", "test_loss", "test_accuracy", "lr",
+                "images_per_second", "seconds")
+
+#: How much larger than its file a checkpoint's contents may be. torch.save does not compress, so a
+#: genuine file is 1x; a re-zipped one of float weights seldom shrinks below a half.
+MAX_INFLATION = 4
+
 
 class CheckpointError(RuntimeError):
-    """A checkpoint that cannot be used: unreadable, not ours, or made for another configuration."""
+    """A checkpoint that cannot be used: unreadable, damaged, not ours, made for another configuration,
+    or one that cannot be written where it was asked to go."""
 
 
-def save_checkpoint(path: str | Path, state: dict) -> Path:
-    """Write ``state`` so that ``path`` always holds either the old or the new file, never half of one.
+def atomic_write(path: str | Path, write) -> Path:
+    """Call ``write(f)`` on a new file that replaces ``path`` only once it is complete and on disk.
 
-    Why not ``torch.save(state, path)``: that writes in place, so a crash, a full disk or Ctrl-C
-    halfway through destroys the last good checkpoint of a run. Here the bytes go to a temporary
-    file in the same folder, are flushed to disk, and only then renamed over ``path`` (a rename
-    within one file system is atomic).
+    Why: writing in place means a crash, a full disk or Ctrl-C halfway through destroys the
+    last good file. Here the bytes go to a temporary file in the same folder, are flushed to
+    disk, and only then renamed over ``path`` (a rename within one file system is atomic).
+    The file is created like any other the user writes (``open``: their umask decides who may
+    read it), not private to them as ``tempfile.mkstemp`` would make it.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}-{os.urandom(4).hex()}.tmp")
     try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(state, f)
+        with open(tmp, "xb") as f:
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -52,20 +62,120 @@ def save_checkpoint(path: str | Path, state: dict) -> Path:
     return path
 
 
-def load_checkpoint(path: str | Path) -> dict:
-    """Read a checkpoint safely (``weights_only=True``: tensors and plain data, never code)."""
+class _WriteRecorder:
+    """A file that remembers why a write failed: ``torch.save`` reports a full disk only as "unexpected pos"."""
+
+    def __init__(self, f):
+        self.f, self.error = f, None
+
+    def write(self, data) -> int:
+        try:
+            return self.f.write(data)
+        except OSError as e:
+            self.error = self.error or e
+            raise
+
+    def flush(self) -> None:
+        self.f.flush()
+
+
+def save_checkpoint(path: str | Path, state: dict) -> Path:
+    """Write ``state`` so that ``path`` always holds either the old or the new file, never half of one.
+
+    Why not ``torch.save(state, path)``: that writes in place (see :func:`atomic_write`). A write
+    that fails raises the ``OSError`` that says why (``ENOSPC``: no space left), not torch's
+    RuntimeError about file positions.
+    """
+    def write(f):
+        recorder = _WriteRecorder(f)
+        try:
+            torch.save(state, recorder)
+        except RuntimeError:
+            if recorder.error is not None:
+                raise recorder.error from None
+            raise
+
+    return atomic_write(path, write)
+
+
+def load_checkpoint(path: str | Path, training: bool = False) -> dict:
+    """Read a checkpoint safely: the archive's sizes and checksums first, then ``torch.load`` with
+    ``weights_only=True`` (tensors and plain data, never code), then its structure (:func:`check_state`;
+    ``training=True``: also what resuming needs)."""
     path = Path(path)
     if not path.is_file():
-        raise CheckpointError(f"no checkpoint at {path}")
-    if not zipfile.is_zipfile(path):  # torch.save writes a zip archive; anything else is damaged or foreign
-        raise CheckpointError(f"{path} is not a readable checkpoint (not a PyTorch zip archive: "
-                              f"truncated, corrupt, or not made by torch.save)")
+        hint = f" ({path} is a folder: did you mean {path / 'checkpoint.pt'}?)" if path.is_dir() else ""
+        raise CheckpointError(f"no checkpoint at {path}{hint}")
+    check_archive(path)
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # corrupt zip, truncated file, pickle that wants to run code, ...
         raise CheckpointError(f"{path} is not a readable checkpoint ({_why(e)})") from None
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(f"{path} is not a vit_tutorial checkpoint (no '{CHECKPOINT_FORMAT}' marker)")
+    return check_state(state, path, training)
+
+
+def check_archive(path: Path) -> None:
+    """Refuse a damaged or hostile zip before torch reads it: ``torch.load`` checks neither sizes nor CRCs.
+
+    A checkpoint whose tensor bytes were damaged (a bad disk, a broken copy) still loads, and the
+    run then diverges for no visible reason; the CRC-32 that the zip keeps for every member says
+    so first. ``torch.save`` stores members uncompressed, so contents far larger than the file
+    mean a zip bomb: refused before anything is unpacked.
+    """
+    if not zipfile.is_zipfile(path):  # torch.save writes a zip archive; anything else is damaged or foreign
+        raise CheckpointError(f"{path} is not a readable checkpoint (not a PyTorch zip archive: "
+                              f"truncated, corrupt, or not made by torch.save)")
+    size = path.stat().st_size
+    try:
+        with zipfile.ZipFile(path) as archive:
+            declared = sum(m.file_size for m in archive.infolist())
+            if declared > MAX_INFLATION * size + (1 << 20):
+                raise CheckpointError(f"{path} is not a readable checkpoint: its members would unpack to "
+                                      f"{declared / 1e6:.0f} MB from a {size / 1e6:.1f} MB file (torch.save "
+                                      f"does not compress, so this looks like a zip bomb)")
+            bad = archive.testzip()
+    except CheckpointError:
+        raise
+    except Exception as e:  # a damaged member header or compressed stream
+        raise CheckpointError(f"{path}: checkpoint is damaged ({_why(e)}); use another copy") from None
+    if bad is not None:
+        raise CheckpointError(f"{path}: checkpoint is damaged (the bytes of {bad} fail their CRC check); "
+                              f"use another copy")
+
+
+#: What every checkpoint holds, and what a training checkpoint adds so that a run can resume.
+STATE_FIELDS = {"model_config": dict, "train_config": dict, "data": dict, "model": dict, "epoch": int,
+                "train_seconds": (int, float)}
+TRAINING_FIELDS = {"optimizer": dict, "history": dict, "rng": dict}
+
+
+def check_state(state: dict, source, training: bool = False) -> dict:
+    """The one check of a checkpoint's structure (``train --resume``, ``export`` and ``load_model``
+    all read through it): every field present with its type, the weights tensors, the history
+    one entry per epoch. A file that passes cannot fail later with a KeyError or TypeError."""
+    fields = {**STATE_FIELDS, **(TRAINING_FIELDS if training else {})}
+    missing = [k for k in fields if k not in state]
+    if training and set(TRAINING_FIELDS) <= set(missing) and not set(STATE_FIELDS) & set(missing):
+        raise CheckpointError(f"{source} is a weights-only export and cannot be resumed; resume from the "
+                              f"run's own checkpoint.pt, or start from these weights with --init {source}")
+    if missing:
+        raise CheckpointError(f"{source} is incomplete: it has no {', '.join(missing)}")
+    for k, kind in fields.items():
+        if not isinstance(state[k], kind) or isinstance(state[k], bool):
+            raise CheckpointError(f"{source} is damaged: its {k} is a {type(state[k]).__name__}")
+    if state["epoch"] < 0:
+        raise CheckpointError(f"{source} is damaged: its epoch is {state['epoch']}")
+    if not all(isinstance(k, str) for k in state["model_config"]):
+        raise CheckpointError(f"{source} is damaged: its model_config has keys that are not names")
+    if not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state["model"].items()):
+        raise CheckpointError(f"{source} is damaged: its model holds something other than named tensors")
+    history = state.get("history", {})
+    if training and not all(isinstance(history.get(k), list) and len(history[k]) == state["epoch"]
+                            for k in HISTORY_KEYS):
+        raise CheckpointError(f"{source} is damaged: its history does not hold one {', '.join(HISTORY_KEYS)} "
+                              f"entry per epoch for its {state['epoch']} epochs")
     return state
 
 
@@ -90,7 +200,10 @@ def load_model(path: str | Path, expected_config: dict | None = None, device="cp
     cfg = state["model_config"]
     if expected_config is not None and (diff := config_diff(cfg, expected_config)):
         raise CheckpointError(f"{path} was made for a different model: " + "; ".join(diff))
-    model = ViT(**cfg)
+    try:
+        model = ViT(**cfg)
+    except (TypeError, ValueError) as e:
+        raise CheckpointError(f"{path}: its model_config does not make a ViT ({first_line(e)})") from None
     try:
         model.load_state_dict(state["model"])
     except RuntimeError as e:
@@ -98,12 +211,17 @@ def load_model(path: str | Path, expected_config: dict | None = None, device="cp
     return model.to(device).eval()
 
 
-def export_weights(checkpoint: str | Path, dest: str | Path) -> Path:
+def export_weights(checkpoint: str | Path, dest: str | Path, force: bool = False) -> Path:
     """A small, weights-only copy of a training checkpoint: what a notebook needs to use the model.
 
     Drops the optimizer, scaler and RNG state (two thirds of the file) and keeps the model, its
     configuration, the data's normalisation and how it was made. :func:`load_model` reads it.
+    An existing ``dest`` is replaced only with ``force=True``: it may be another run's checkpoint.
     """
+    dest = Path(dest)
+    if dest.resolve() == Path(checkpoint).resolve():
+        raise ValueError(f"export would overwrite its own source {checkpoint}; choose another destination")
+    check_destination(dest, force)
     state = load_checkpoint(checkpoint)
     history = state.get("history") or {}
     slim = {"format": CHECKPOINT_FORMAT, "model_config": state["model_config"],
@@ -112,9 +230,33 @@ def export_weights(checkpoint: str | Path, dest: str | Path) -> Path:
             "epoch": state["epoch"], "train_seconds": state["train_seconds"],
             "test_accuracy": (history.get("test_accuracy") or [None])[-1],
             "versions": {"torch": str(torch.__version__), "python": platform.python_version()}}
-    if Path(dest).resolve() == Path(checkpoint).resolve():
-        raise ValueError(f"export would overwrite its own source {checkpoint}; choose another destination")
-    return save_checkpoint(dest, slim)
+    try:
+        return save_checkpoint(dest, slim)
+    except OSError as e:
+        raise CheckpointError(f"{write_failure(e, dest.resolve().parent)}; {dest} was not written") from None
+
+
+def check_destination(dest: Path, force: bool = False) -> None:
+    """Refuse, before any work, a destination that is a folder, lies under a file, or exists (unless ``force``)."""
+    if dest.is_dir():
+        raise ValueError(f"{dest} is a folder; give a file name, e.g. {dest / 'model.pt'}")
+    above = next((p for p in dest.parents if p.exists()), None)
+    if above is not None and not above.is_dir():
+        raise ValueError(f"cannot write {dest}: {above} is a file, not a folder")
+    if dest.exists() and not force:
+        what = "a file"
+        with contextlib.suppress(CheckpointError, OSError):
+            what = "a training checkpoint (a run that can be resumed)" if "optimizer" in load_checkpoint(dest) \
+                else "a checkpoint"
+        raise ValueError(f"{dest} already exists and is {what}; choose another destination, "
+                         f"or replace it with --force (force=True)")
+
+
+def write_failure(e: OSError, folder: Path) -> str:
+    """One line for a write that failed: a full disk said plainly, anything else with the system's reason."""
+    if e.errno in (errno.ENOSPC, errno.EDQUOT):
+        return f"no space left on {folder}"
+    return f"could not write into {folder} ({e.strerror or first_line(e)})"
 
 
 # --------------------------------------------------------------------------- the state of a training run
@@ -158,5 +300,7 @@ def restore_training_state(state: dict, source, model, optimizer, scaler, genera
         raise CheckpointError(f"{source} does not match this run ({first_line(e)})") from None
 
 
-__all__ = ["CHECKPOINT_FORMAT", "CheckpointError", "save_checkpoint", "load_checkpoint", "config_diff", "load_model",
-           "export_weights", "rng_state", "set_rng_state", "training_state", "restore_training_state"]
+__all__ = ["CHECKPOINT_FORMAT", "HISTORY_KEYS", "CheckpointError", "atomic_write", "save_checkpoint",
+           "load_checkpoint", "check_archive", "check_state", "config_diff", "load_model", "export_weights",
+           "check_destination", "write_failure", "rng_state", "set_rng_state", "training_state",
+           "restore_training_state"]

@@ -16,10 +16,12 @@ from pathlib import Path
 
 from . import predict, validate
 from .checkpoint import CheckpointError, export_weights, load_checkpoint
+from .cifar import CIFAR10_BATCHES
 from .data import DataUnavailableError
 from .devices import AMP_MODES
 from .images import check_dataset
 from .recipes import RECIPES, TrainConfig
+from .runs import RunFolderError, mean_images_per_second
 from .train import TrainingDiverged, train
 from .vit import PRESETS
 
@@ -51,6 +53,12 @@ def _dataset(text: str) -> str:
         return check_dataset(text)
     except ValueError as e:
         raise argparse.ArgumentTypeError(str(e).removeprefix("dataset ")) from None
+
+
+def _path(text: str) -> Path:
+    if not text.strip():
+        raise argparse.ArgumentTypeError("expected a path, got an empty string")
+    return Path(text)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -85,17 +93,18 @@ def build_parser() -> argparse.ArgumentParser:
                    help="fine-tune: start from a checkpoint's weights, or torchvision's ImageNet ViT-B/16")
     t.add_argument("--image-size", type=_positive_int, default=None,
                    help="resize images on the device to this size (e.g. 224 to fine-tune ViT-B/16)")
-    t.add_argument("--out", type=Path, default=None,
+    t.add_argument("--out", type=_path, default=None,
                    help="output folder [runs/<dataset>-<preset>-<time>, or the --resume checkpoint's folder]")
-    t.add_argument("--resume", type=Path, default=None, metavar="PATH",
+    t.add_argument("--resume", type=_path, default=None, metavar="PATH",
                    help="continue from a checkpoint.pt; its configuration is used unless overridden")
     t.add_argument("--no-progress", action="store_true", help="no progress bar (for logs)")
     e = sub.add_parser(
         "export", help="write a small weights-only copy of a checkpoint (for sharing or data/)",
         description="Copy a training checkpoint without its optimizer and RNG state. The result "
                     "loads with vit_tutorial.train.load_model.")
-    e.add_argument("checkpoint", type=Path, help="a checkpoint.pt written by 'train'")
-    e.add_argument("dest", type=Path, help="where to write the weights-only file")
+    e.add_argument("checkpoint", type=_path, help="a checkpoint.pt written by 'train'")
+    e.add_argument("dest", type=_path, help="where to write the weights-only file (a new file)")
+    e.add_argument("--force", action="store_true", help="replace dest if it exists")
     sub.add_parser("check-data", help="list which data and weights are here (no network used)",
                    description="What the notebooks need, and whether it is where the package looks.")
     sub.add_parser("download", help="fetch CIFAR-10 and the ImageNet ViT-B/16 weights (check-data says where)",
@@ -116,7 +125,7 @@ def check_data() -> int:
 
     weights_file = weights_dir() / get_model_weights("vit_b_16").IMAGENET1K_V1.url.rsplit("/", 1)[-1]
     cifar = data.DOWNLOAD_DIR / "cifar-10-batches-py"
-    cifar_ok = all((cifar / n).is_file() for n in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"])
+    cifar_ok = all((cifar / n).is_file() for n in CIFAR10_BATCHES)
     rows = [  # (present, needed offline, what, where, how to get it)
         ((data.DATA_DIR / "digits.npz").is_file(), True, "digits (embedded)", data.DATA_DIR / "digits.npz",
          restore_hint("digits.npz")),
@@ -153,7 +162,10 @@ def download() -> int:
 def _config_from_args(args) -> TrainConfig:
     base = RECIPES[args.recipe] if args.recipe else TrainConfig()
     if args.resume is not None:
-        base = TrainConfig.from_dict(load_checkpoint(args.resume)["train_config"])
+        try:
+            base = TrainConfig.from_dict(load_checkpoint(args.resume, training=True)["train_config"]).validate()
+        except ValueError as e:
+            raise CheckpointError(f"{args.resume} holds a train_config that is not valid ({e})") from None
     given = {f: getattr(args, f) for f in ("dataset", "preset", "epochs", "batch_size", "lr",
                                            "device", "amp", "compile", "seed", "init", "image_size")
              if getattr(args, f) is not None}
@@ -168,10 +180,11 @@ def run_train(args) -> int:
     elif out is None:
         stamp = time.strftime("%Y%m%d-%H%M%S")
         out = Path("runs") / f"{Path(config.dataset).name}-{config.preset.replace('/', '-')}-{stamp}"
-    if args.resume is None and (out / "checkpoint.pt").exists():
-        raise ValueError(f"{out} already holds a run; continue it with --resume {out / 'checkpoint.pt'} "
-                         f"or choose another --out")
-    result = train(config, out=out, resume=args.resume, progress=not args.no_progress)
+    try:
+        result = train(config, out=out, resume=args.resume, progress=not args.no_progress)
+    except KeyboardInterrupt:
+        print("\n" + _interrupted(out / "checkpoint.pt", args.resume), file=sys.stderr)
+        return EXIT_INTERRUPTED
     if result.rank != 0:  # under torchrun, the first process speaks for all
         return 0
     for note in result.init_notes:
@@ -180,7 +193,24 @@ def run_train(args) -> int:
     procs = f" x {result.world_size} processes" if result.world_size > 1 else ""
     print(f"test accuracy {result.test_accuracy:.4f} after {len(h['epoch'])} epochs, "
           f"{result.train_seconds:.1f} s of training on {result.device}{procs} "
-          f"({h['images_per_second'][-1]:.0f} images/s); wrote {out}/metrics.json, checkpoint.pt, curves.png")
+          f"({mean_images_per_second(h):.0f} images/s on average); "
+          f"wrote {out}/metrics.json, checkpoint.pt, curves.png")
+    return 0
+
+
+def _interrupted(checkpoint: Path, resume: Path | None) -> str:
+    """What Ctrl-C left behind, with the command that continues from it."""
+    if checkpoint.is_file():
+        return f"interrupted; the last finished epoch is in {checkpoint}: continue with --resume {checkpoint}"
+    if resume is not None:
+        return (f"interrupted before an epoch finished; {resume} is unchanged: continue with --resume {resume}"
+                + ("" if resume.parent == checkpoint.parent else f" --out {checkpoint.parent}"))
+    return "interrupted before the first epoch finished; nothing was saved"
+
+
+def _export(args) -> int:
+    path = export_weights(args.checkpoint, args.dest, force=args.force)
+    print(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB, weights only)")
     return 0
 
 
@@ -196,15 +226,16 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "predict":
             return predict.run(args)
         if args.command == "export":
-            path = export_weights(args.checkpoint, args.dest)
-            print(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB, weights only)")
-            return 0
-    except (ValueError, CheckpointError, DataUnavailableError, TrainingDiverged) as e:
-        print(f"error: {e}", file=sys.stderr)
+            return _export(args)
+    except (ValueError, CheckpointError, DataUnavailableError, TrainingDiverged, RunFolderError) as e:
+        print(f"error: {validate.first_line(e, 1000)}", file=sys.stderr)
+        return EXIT_FAILED
+    except OSError as e:  # anything the file system refused that no check above foresaw
+        where = f": {e.filename}" if e.filename else ""
+        print(f"error: {e.strerror or validate.first_line(e)}{where}", file=sys.stderr)
         return EXIT_FAILED
     except KeyboardInterrupt:
-        print("\ninterrupted; the last finished epoch is in checkpoint.pt: continue with --resume PATH",
-              file=sys.stderr)
+        print("\ninterrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
     return EXIT_USAGE
 

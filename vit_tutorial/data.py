@@ -17,11 +17,8 @@ GPU when there is one) instead of a per-image ``DataLoader``.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import math
-import pickle
 import socket
-import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,16 +26,11 @@ import numpy as np
 import torch
 
 from .locations import find_data, restore_hint
-from .validate import first_line
 
 # Read at call time, so a test (or a notebook) can point them elsewhere. DATA_SOURCE says which of
 # the three places of vit_tutorial.locations they came from.
 DATA_DIR, DOWNLOAD_DIR, DATA_SOURCE = find_data()
 
-CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
-CIFAR10_MD5 = "c58f30108f718f92721af3b95e74349a"
-CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer",
-                   "dog", "frog", "horse", "ship", "truck"]
 DATASETS = ("digits", "cifar10")
 AUGMENTATIONS = ("none", "shift", "crop_flip", "affine")
 
@@ -80,9 +72,21 @@ class ImageData:
                 f"test {tuple(self.x_test.shape)}, {len(self.classes)} classes)")
 
 
-def _channel_stats(x: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    xf = x.float().div_(255)
-    return (tuple(xf.mean(dim=(0, 2, 3)).tolist()), tuple(xf.std(dim=(0, 2, 3)).tolist()))
+def channel_stats(x: np.ndarray, chunk: int = 256) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Per-channel mean and standard deviation of ``uint8`` images ``(N, C, H, W)`` scaled to [0, 1].
+
+    A few hundred images at a time: a float copy of a whole large set would take four (float32) to eight
+    times its memory. The deviation is at least one grey level, so a set of blank images cannot divide by 0.
+    """
+    total, squares = np.zeros(x.shape[1]), np.zeros(x.shape[1])
+    for start in range(0, len(x), chunk):
+        part = x[start:start + chunk].astype(np.float64) / 255
+        total += part.sum(axis=(0, 2, 3))
+        squares += (part ** 2).sum(axis=(0, 2, 3))
+    count = max(1, x.shape[0] * x.shape[2] * x.shape[3])
+    mean = total / count
+    std = np.sqrt(np.maximum(squares / count - mean ** 2, 0))
+    return tuple(mean.tolist()), tuple(np.maximum(std, 1 / 255).tolist())  # never 0: normalising divides by it
 
 
 def load_digits(path: str | Path | None = None) -> ImageData:
@@ -93,33 +97,9 @@ def load_digits(path: str | Path | None = None) -> ImageData:
     with np.load(path, allow_pickle=False) as f:
         x_train, x_test = (torch.from_numpy(f[k]).unsqueeze(1) for k in ("x_train", "x_test"))
         y_train, y_test = (torch.from_numpy(f[k].astype(np.int64)) for k in ("y_train", "y_test"))
-    mean, std = _channel_stats(x_train)
+    mean, std = channel_stats(x_train.numpy())
     return ImageData("digits", x_train, y_train, x_test, y_test, [str(i) for i in range(10)],
                      mean, std, augmentation="shift")
-
-
-class _ArrayUnpickler(pickle.Unpickler):
-    """Reads CIFAR-10's pickled batches but refuses anything beyond plain data and NumPy arrays.
-
-    Why not ``pickle.load`` (what CIFAR-10's own page shows): a pickle can name any function to
-    call while loading, so a doctored batch file would run code. ``np.load(allow_pickle=False)``
-    cannot read this format, so the unpickler itself says which globals it will resolve.
-    """
-
-    ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-               ("numpy", "ndarray"), ("numpy", "dtype"), ("builtins", "bytes")}
-
-    def find_class(self, module, name):
-        if (module, name) in self.ALLOWED:
-            return super().find_class(module, name)
-        raise pickle.UnpicklingError(f"refusing to load {module}.{name} from a CIFAR-10 batch file")
-
-
-def _read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    with open(path, "rb") as f:
-        batch = _ArrayUnpickler(f, encoding="bytes").load()
-    data = np.asarray(batch[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32)
-    return data, np.asarray(batch[b"labels"], dtype=np.int64)
 
 
 @contextlib.contextmanager
@@ -133,69 +113,6 @@ def network_timeout(seconds: float = 20.0):
         socket.setdefaulttimeout(old)
 
 
-def file_md5(path: Path) -> str:
-    digest = hashlib.md5()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _extract_cifar10(archive: Path, root: Path) -> None:
-    """Extract an archive put in place by hand, after the same MD5 check a download gets."""
-    if (md5 := file_md5(archive)) != CIFAR10_MD5:
-        raise DataUnavailableError(
-            f"{archive} is not the CIFAR-10 archive (MD5 {md5}, expected {CIFAR10_MD5}): it is damaged or "
-            f"another file; delete it and download cifar-10-python.tar.gz again from {CIFAR10_URL}")
-    with tarfile.open(archive) as tar:
-        if hasattr(tarfile, "data_filter"):  # refuses paths that escape root
-            tar.extractall(root, filter="data")
-        else:
-            tar.extractall(root)
-
-
-def _download_cifar10(root: Path) -> None:
-    from torchvision.datasets.utils import download_and_extract_archive
-
-    archive = root / "cifar-10-python.tar.gz"
-    if archive.is_file():
-        return _extract_cifar10(archive, root)
-    try:
-        with network_timeout():
-            download_and_extract_archive(CIFAR10_URL, str(root), md5=CIFAR10_MD5)
-    except (OSError, RuntimeError, tarfile.TarError) as e:
-        reason = first_line(getattr(e, "reason", None) or e, 120)
-        raise DataUnavailableError(
-            f"CIFAR-10 is not in {root} and could not be downloaded ({type(e).__name__}: {reason}). "
-            f"Put cifar-10-python.tar.gz from {CIFAR10_URL} (or its extracted "
-            f"cifar-10-batches-py/ folder) into {root}, or use the offline dataset 'digits'.") from None
-
-
-def load_cifar10(root: str | Path | None = None, download: bool = True) -> ImageData:
-    """CIFAR-10 as uint8 tensors; downloads (163 MB) into ``root`` if it is not there yet."""
-    root = Path(root) if root else DOWNLOAD_DIR
-    folder = root / "cifar-10-batches-py"
-    names = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
-    if not all((folder / n).is_file() for n in names):
-        if not download:
-            raise DataUnavailableError(
-                f"CIFAR-10 is not in {folder}; put cifar-10-python.tar.gz from {CIFAR10_URL} "
-                f"into {root} or call load_cifar10(download=True) when online.")
-        root.mkdir(parents=True, exist_ok=True)
-        _download_cifar10(root)
-    try:
-        parts = [_read_cifar_batch(folder / n) for n in names]
-    except (OSError, KeyError, ValueError, EOFError, pickle.UnpicklingError) as e:
-        raise DataUnavailableError(f"CIFAR-10 files in {folder} are unreadable ({e}); "
-                                   f"delete the folder and download again.") from None
-    x_train = torch.from_numpy(np.concatenate([p[0] for p in parts[:5]]))
-    y_train = torch.from_numpy(np.concatenate([p[1] for p in parts[:5]]))
-    x_test, y_test = (torch.from_numpy(a) for a in parts[5])
-    mean, std = _channel_stats(x_train)
-    return ImageData("cifar10", x_train, y_train, x_test, y_test, list(CIFAR10_CLASSES),
-                     mean, std, augmentation="crop_flip")
-
-
 def load_dataset(name: str, root: str | Path | None = None, download: bool = True,
                  image_size: int | None = None) -> ImageData:
     """``'digits'``, ``'cifar10'``, or the path of a folder of class subfolders (what the CLI's ``--dataset`` takes).
@@ -206,6 +123,8 @@ def load_dataset(name: str, root: str | Path | None = None, download: bool = Tru
     if name == "digits":
         return load_digits()
     if name == "cifar10":
+        from .cifar import load_cifar10
+
         return load_cifar10(root, download)
     from .images import check_dataset, load_image_folder
 
@@ -335,3 +254,7 @@ def trained_digits_path() -> Path:
         raise DataUnavailableError(f"the trained digits model is missing from {DATA_DIR}; "
                                    f"{restore_hint('digits_vit.pt')}; or make your own: {TRAINED_DIGITS_COMMAND}")
     return path
+
+
+# CIFAR-10 has a module of its own (download, checks, safe reading); its names are re-exported here.
+from .cifar import CIFAR10_CLASSES, load_cifar10  # noqa: E402,F401  (cifar.py imports ImageData from this module)

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .data import DATASETS, DataUnavailableError, ImageData
+from .data import DATASETS, DataUnavailableError, ImageData, channel_stats
 
 #: The file types a folder dataset picks up (what OpenCV decodes on every platform).
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm", ".pbm")
@@ -209,20 +209,3 @@ def load_image_folder(folder: str | Path, image_size: int, max_bytes: int | None
 def _size(n: int) -> str:
     return next(f"{n / f:.1f} {unit}" for f, unit in ((1e9, "GB"), (1e6, "MB"), (1e3, "kB"), (1, "bytes"))
                 if n >= f or f == 1)
-
-
-def channel_stats(x: np.ndarray, chunk: int = 256) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """Per-channel mean and standard deviation of ``uint8`` images ``(N, C, H, W)`` scaled to [0, 1].
-
-    A few hundred images at a time: a float copy of a whole large set would take four (float32) to eight
-    times its memory. The deviation is at least one grey level, so a set of blank images cannot divide by 0.
-    """
-    total, squares = np.zeros(x.shape[1]), np.zeros(x.shape[1])
-    for start in range(0, len(x), chunk):
-        part = x[start:start + chunk].astype(np.float64) / 255
-        total += part.sum(axis=(0, 2, 3))
-        squares += (part ** 2).sum(axis=(0, 2, 3))
-    count = max(1, x.shape[0] * x.shape[2] * x.shape[3])
-    mean = total / count
-    std = np.sqrt(np.maximum(squares / count - mean ** 2, 0))
-    return tuple(mean.tolist()), tuple(np.maximum(std, 1 / 255).tolist())  # never 0: normalising divides by it

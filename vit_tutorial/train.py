@@ -24,6 +24,7 @@ import torch
 from . import distributed
 from .checkpoint import (
     CHECKPOINT_FORMAT,
+    HISTORY_KEYS,
     CheckpointError,
     config_diff,
     export_weights,
@@ -38,7 +39,7 @@ from .devices import AMP_MODES, cpu_name, cpu_supports_bf16, device_name, grad_s
 from .finetune import load_pretrained, pretrained_state, resize_pos_embedding
 from .optim import adamw, lr_at, param_groups, set_lr
 from .recipes import RECIPES, TrainConfig, model_config_for, recipe
-from .runs import metrics_dict, write_outputs
+from .runs import RunFolder, RunFolderError, metrics_dict, run_folder, write_outputs
 from .step import count_correct, evaluate, train_step
 from .vit import PRESETS, ViT
 
@@ -61,10 +62,6 @@ class TrainResult:
     world_size: int = 1  # processes that trained together (torchrun); the batch size is their sum
     rank: int = 0
     init_notes: list = field(default_factory=list)  # what init= could not copy as it was
-
-
-HISTORY_KEYS = ("epoch", "train_loss", "train_accuracy", "test_loss", "test_accuracy", "lr",
-                "images_per_second", "seconds")
 
 
 @dataclass
@@ -102,20 +99,22 @@ def train(config: TrainConfig | None = None, data: ImageData | None = None, out:
           resume: str | Path | None = None, progress: bool | str = True, on_epoch_end=None) -> TrainResult:
     """Train a ViT as ``config`` says and return the model, its history and its test accuracy.
 
-    ``data`` defaults to ``load_dataset(config.dataset)``. With ``out``, a checkpoint is
-    written there after every epoch, and ``metrics.json`` and ``curves.png`` at the end.
-    ``resume`` continues from a checkpoint of the same configuration. ``on_epoch_end(epoch,
-    history)`` is called after each epoch's checkpoint (it may raise to stop the run).
-    ``progress``: ``True`` for a ``tqdm.auto`` bar (a widget in Jupyter), ``"text"`` for a
-    plain-text bar of a few frames (what a saved notebook shows on GitHub), ``False`` for none.
+    ``data`` defaults to ``load_dataset(config.dataset)``. With ``out``, the run owns that folder
+    (another run into it is refused) and writes ``checkpoint.pt`` and ``metrics.json`` there
+    after every epoch, and ``curves.png`` as it goes (see ``runs``). ``resume`` continues from a
+    checkpoint of the same configuration. ``on_epoch_end(epoch, history)`` is called after each
+    epoch's checkpoint (it may raise to stop the run). ``progress``: ``True`` for a ``tqdm.auto``
+    bar (a widget in Jupyter), ``"text"`` for a plain-text bar of a few frames (what a saved
+    notebook shows on GitHub), ``False`` for none.
     """
     config = dataclasses.replace(config or TrainConfig()).validate()
-    saved = load_checkpoint(resume) if resume is not None else None
-    data = data if data is not None else load_dataset(  # a folder loads at the model's size
-        config.dataset, image_size=config.image_size or PRESETS[config.preset]["image_size"])
-    with distributed.process_group(config.device) as procs:
+    saved = load_checkpoint(resume, training=True) if resume is not None else None
+    _check_start(config, data, saved, resume)
+    with distributed.process_group(config.device) as procs, \
+            run_folder(out if procs.is_main else None, resume, saved) as folder:
+        data = data if data is not None else load_dataset(  # a folder loads at the model's size
+            config.dataset, image_size=config.image_size or PRESETS[config.preset]["image_size"])
         run = _set_up(config, data, procs, saved, resume)
-        folder = Path(out) if out is not None and procs.is_main else None
         bar = _progress_bar(progress if procs.is_main else False, run)
         t_start = time.perf_counter()
         try:
@@ -128,21 +127,29 @@ def train(config: TrainConfig | None = None, data: ImageData | None = None, out:
                 # -- the held-out test set, in eval mode
                 test_loss, test_acc, _ = evaluate(run.model, data.x_test, data.y_test, data.mean, data.std,
                                                   run.device, amp_dtype=run.amp_dtype, image_size=config.image_size)
-                # -- record the epoch, checkpoint it, and let the caller look
+                # -- record the epoch; checkpoint it and rewrite the report; let the caller look
                 n = len(run.x_train)
                 for key, value in zip(HISTORY_KEYS, (epoch + 1, loss_sum / n, correct / n, test_loss, test_acc,
                                                      lr, n / seconds, seconds)):
                     run.history[key].append(value)
                 if folder is not None:
-                    save_checkpoint(folder / "checkpoint.pt", _training_state(run, epoch + 1))
+                    folder.save(_training_state(run, epoch + 1))
+                    folder.write_outputs(_result(run, folder, time.perf_counter() - t_start),
+                                         last=epoch + 1 == config.epochs)
                 if on_epoch_end is not None:
                     on_epoch_end(epoch + 1, run.history)
         finally:
             bar.close()
-        result = _result(run, folder, time.perf_counter() - t_start)
-        if folder is not None:
-            write_outputs(result)
-        return result
+        return _result(run, folder, time.perf_counter() - t_start)
+
+
+def _check_start(config: TrainConfig, data, saved: dict | None, source) -> None:
+    """What can be refused before a folder is touched: foreign data, or a resume with nothing left to do."""
+    if data is not None and not isinstance(data, ImageData):
+        raise ValueError(f"data must be an ImageData (e.g. load_digits()), got {type(data).__name__}")
+    if saved is not None and saved["epoch"] >= config.epochs:
+        raise ValueError(f"{source} is already complete ({saved['epoch']} of {config.epochs} epochs); nothing was "
+                         f"changed. To train it longer, ask for more epochs (--epochs N, N > {saved['epoch']})")
 
 
 def _set_up(config: TrainConfig, data: ImageData, procs, saved: dict | None, source) -> _Run:
@@ -177,7 +184,7 @@ def _set_up(config: TrainConfig, data: ImageData, procs, saved: dict | None, sou
     return run
 
 
-def _train_one_epoch(run: _Run, epoch: int, bar, folder: Path | None) -> tuple[float, float, float]:
+def _train_one_epoch(run: _Run, epoch: int, bar, folder: RunFolder | None) -> tuple[float, float, float]:
     """One pass over the training set; returns the summed loss, the number correct, and the last learning rate."""
     c, procs, n = run.config, run.procs, len(run.x_train)
     run.model.train()
@@ -210,8 +217,8 @@ def _train_one_epoch(run: _Run, epoch: int, bar, folder: Path | None) -> tuple[f
     return totals[0], totals[1], lr
 
 
-def _diverged(run: _Run, loss: float, epoch: int, step: int, folder: Path | None):
-    ckpt = folder / "checkpoint.pt" if folder is not None else None
+def _diverged(run: _Run, loss: float, epoch: int, step: int, folder: RunFolder | None):
+    ckpt = folder.checkpoint if folder is not None else None
     raise TrainingDiverged(
         f"the loss became {loss} in epoch {epoch + 1}, step {step + 1}; stopped. "
         + (f"The last good checkpoint is {ckpt}. " if ckpt is not None and ckpt.exists() else "")
@@ -236,10 +243,11 @@ def _training_state(run: _Run, epoch: int) -> dict:
                           train_seconds=run.train_seconds, history=run.history, generator=run.generator)
 
 
-def _result(run: _Run, folder: Path | None, wall_seconds: float) -> TrainResult:
+def _result(run: _Run, folder: RunFolder | None, wall_seconds: float) -> TrainResult:
     h = run.history
     return TrainResult(run.model.eval(), h, h["test_accuracy"][-1] if h["epoch"] else float("nan"),
-                       run.train_seconds, str(run.device), run.config, run.model_config, folder,
+                       run.train_seconds, str(run.device), run.config, run.model_config,
+                       folder.path if folder is not None else None,
                        wall_seconds=wall_seconds, world_size=run.procs.world_size, rank=run.procs.rank,
                        init_notes=run.init_notes)
 
@@ -249,4 +257,4 @@ __all__ = ["train", "TrainResult", "TrainingDiverged", "TrainConfig", "RECIPES",
            "CHECKPOINT_FORMAT", "CheckpointError", "save_checkpoint", "load_checkpoint", "load_model",
            "export_weights", "load_pretrained", "resize_pos_embedding", "evaluate", "lr_at", "param_groups",
            "AMP_MODES", "pick_device", "resolve_amp", "cpu_supports_bf16", "cpu_name", "device_name",
-           "metrics_dict", "write_outputs"]
+           "metrics_dict", "write_outputs", "RunFolderError", "HISTORY_KEYS"]
