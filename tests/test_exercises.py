@@ -61,6 +61,20 @@ def lr_unguarded(step, total, warmup, base, low):
     return warm if step < warmup else lr(step, total, warmup, base, low)
 
 
+def pad_shift(x, dy, dx):
+    """A shift written another way than the package's: pad by |d| on both sides, then crop."""
+    h, w = x.shape[-2:]
+    padded = F.pad(x, (abs(dx), abs(dx), abs(dy), abs(dy)))
+    return padded[..., abs(dy) - dy:abs(dy) - dy + h, abs(dx) - dx:abs(dx) - dx + w]
+
+
+def relative_change(f, x, moves=((0, 1), (0, -1), (1, 0), (-1, 0)), relative=True):
+    base = f(x).flatten(1)
+    out = [(f(pad_shift(x, dy, dx)).flatten(1) - base).norm(dim=1) / (base.norm(dim=1) if relative else 1)
+           for dy, dx in moves]
+    return torch.stack(out).mean()
+
+
 def block_post_norm(x, attn, mlp, n1, n2):
     x = n1(x + attn(x))
     return n2(x + mlp(x))
@@ -146,6 +160,19 @@ WRONG = [
     ("check_accuracy", lambda logits, y: 100.0 * (logits.argmax(-1) == y).float().mean(), "percentage"),
     ("check_accuracy", lambda logits, y: (logits.argmax(0) == y).float().mean(), "argmax(dim=-1)"),
     ("check_accuracy", lambda logits, y: logits.argmax(-1) == y, "one hit per example"),
+] + [  # notebook 10
+    ("check_shift_images", lambda x, dy, dx: torch.roll(x, shifts=(dy, dx), dims=(2, 3)), "torch.roll wraps around"),
+    ("check_shift_images", lambda x, dy, dx: pad_shift(x, -dy, -dx), "the wrong way"),
+    ("check_shift_images", lambda x, dy, dx: pad_shift(x, dx, dy), "swapped"),
+    ("check_shift_sensitivity", lambda f, x: relative_change(f, x, ((0, 1),)), "one way only"),
+    ("check_shift_sensitivity", lambda f, x: relative_change(f, x, relative=False), "not how far relative"),
+    ("check_distillation_loss", lambda c, d, y, t: (F.cross_entropy(c, y) + F.cross_entropy(d, y)) / 2,
+     "learned the true labels"),
+    ("check_distillation_loss", lambda c, d, y, t: F.cross_entropy(c, y) + F.cross_entropy(d, t.argmax(1)),
+     "averages them"),
+    ("check_distillation_loss",
+     lambda c, d, y, t: 0.5 * F.cross_entropy(c, y) - 0.5 * (t.softmax(1) * d.log_softmax(1)).sum(1).mean(),
+     "teacher's probabilities"),
 ]
 
 

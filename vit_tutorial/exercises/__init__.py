@@ -27,6 +27,7 @@ from .ex02_einops import check_einsum_scores, check_merge_heads, check_split_hea
 from .ex03_patches import check_patch_embedding, check_patchify
 from .ex04_vit import check_add_cls_token, check_add_position_embedding, check_feedforward, check_pre_norm_block
 from .ex05_training import check_accuracy, check_warmup_cosine_lr
+from .ex10_small_data import check_distillation_loss, check_shift_images, check_shift_sensitivity
 
 #: Notebook -> its checkers, in the order the notebook asks for them.
 EXERCISES: dict[str, tuple[str, ...]] = {
@@ -36,6 +37,7 @@ EXERCISES: dict[str, tuple[str, ...]] = {
     "04_cls_token_and_vit": ("check_add_cls_token", "check_add_position_embedding", "check_feedforward",
                              "check_pre_norm_block"),
     "05_training": ("check_warmup_cosine_lr", "check_accuracy"),
+    "10_small_data_and_inductive_bias": ("check_shift_images", "check_shift_sensitivity", "check_distillation_loss"),
 }
 
 __all__ = [name for names in EXERCISES.values() for name in names] + ["EXERCISES"]
