@@ -73,8 +73,8 @@ class ImageData:
     def per_class(self, n: int) -> "ImageData":
         """The first ``n`` training images of every class, in their original order (notebook 10).
 
-        Why not ``subset``: the first ``10 * n`` images hold each class by chance, and at 25 per class
-        one class may get 15 and another 35. Balanced sets make a data-size curve about size alone.
+        Why not ``subset``: the first ``10 * n`` images hold each class by chance (the first 250 digits
+        hold 19 to 31 of each). Balanced sets make a data-size curve about size alone.
         The test set and the normalisation stay those of the full data, so every size is scored on
         the same 1,000 images with the same inputs.
         """
