@@ -134,6 +134,34 @@ def lr_warmup_five(step, total, warmup, base, low):
     return lr(step, total, warmup, base, low)
 
 
+def pad_shift(x, dy, dx):
+    """A shift written another way than the package's: pad by |d| on both sides, then crop."""
+    h, w = x.shape[-2:]
+    padded = F.pad(x, (abs(dx), abs(dx), abs(dy), abs(dy)))
+    return padded[..., abs(dy) - dy:abs(dy) - dy + h, abs(dx) - dx:abs(dx) - dx + w]
+
+
+def relative_max(f, x):
+    base = f(x).flatten(1)
+    return max(((f(pad_shift(x, dy, dx)).flatten(1) - base).norm(dim=1) / base.norm(dim=1)).max()
+               for dy, dx in ((0, 1), (0, -1), (1, 0), (-1, 0)))
+
+
+def relative_to_moved(f, x):
+    base, out = f(x).flatten(1), []
+    for dy, dx in ((0, 1), (0, -1), (1, 0), (-1, 0)):
+        moved = f(pad_shift(x, dy, dx)).flatten(1)
+        out.append((moved - base).norm(dim=1) / moved.norm(dim=1))
+    return torch.stack(out).mean()
+
+
+def relative_change(f, x, moves=((0, 1), (0, -1), (1, 0), (-1, 0)), relative=True):
+    base = f(x).flatten(1)
+    out = [(f(pad_shift(x, dy, dx)).flatten(1) - base).norm(dim=1) / (base.norm(dim=1) if relative else 1)
+           for dy, dx in moves]
+    return torch.stack(out).mean()
+
+
 def lr_linear(step, total, warmup, base, low):
     if step < warmup:
         return base * (step + 1) / warmup
@@ -623,6 +651,35 @@ WRONG = [
     ("check_resize_pos_embedding", lambda pos, grid: resize(pos, grid, side=4), "hard-coded"),
     ("check_resize_pos_embedding", lambda pos, grid: resize(pos, grid, zero_cls=True), "not the old CLS row"),
     ("check_resize_pos_embedding", lambda pos, grid: resize(pos, grid, columns=True), "column by column"),
+    # notebook 10
+    ("check_shift_images", lambda x, dy, dx: torch.roll(x, shifts=(dy, dx), dims=(2, 3)), "torch.roll wraps around"),
+    ("check_shift_images", lambda x, dy, dx: pad_shift(x, -dy, -dx), "the wrong way"),
+    ("check_shift_images", lambda x, dy, dx: pad_shift(x, dx, dy), "swapped"),
+    ("check_shift_sensitivity", lambda f, x: relative_change(f, x, ((0, 1),)), "one way only"),
+    ("check_shift_sensitivity", lambda f, x: relative_change(f, x, relative=False), "not how far relative"),
+    ("check_distillation_loss", lambda c, d, y, t: (F.cross_entropy(c, y) + F.cross_entropy(d, y)) / 2,
+     "learned the true labels"),
+    ("check_distillation_loss", lambda c, d, y, t: F.cross_entropy(c, y) + F.cross_entropy(d, t.argmax(1)),
+     "averages them"),
+    ("check_distillation_loss",
+     lambda c, d, y, t: 0.5 * F.cross_entropy(c, y) - 0.5 * (t.softmax(1) * d.log_softmax(1)).sum(1).mean(),
+     "teacher's probabilities"),
+    ("check_shift_images", lambda x, dy, dx: pad_shift(x, 2 * dy, 2 * dx), "twice as far"),
+    ("check_shift_images", lambda x, dy, dx: pad_shift(x, dy, 0), "dx was ignored"),
+    ("check_shift_images", lambda x, dy, dx: pad_shift(x, 0, dx), "dy was ignored"),
+    ("check_shift_images", lambda x, dy, dx: pad_shift(x, -dy, dx), "rows moved the wrong way"),
+    ("check_shift_sensitivity", lambda f, x: relative_change(f, x, ((0, 2), (0, -2), (2, 0), (-2, 0))), "two pixels"),
+    ("check_shift_sensitivity", lambda f, x: relative_max(f, x), "largest change"),
+    ("check_shift_sensitivity", lambda f, x: relative_change(f, x, ((0, 1), (1, 0))), "right and down only"),
+    ("check_shift_sensitivity", lambda f, x: relative_to_moved(f, x), "norm of the shifted features"),
+    ("check_distillation_loss", lambda c, d, y, t: 0.5 * F.cross_entropy(d, y) + 0.5 * F.cross_entropy(c, t.argmax(1)),
+     "heads are swapped"),
+    ("check_distillation_loss",
+     lambda c, d, y, t: (F.cross_entropy(c.softmax(1), y) + F.cross_entropy(d.softmax(1), t.argmax(1))) / 2,
+     "softmax before the loss"),
+    ("check_distillation_loss", lambda c, d, y, t: F.cross_entropy(c / 2 + d / 2, y), "never sees the teacher"),
+    ("check_distillation_loss", lambda c, d, y, t: (F.cross_entropy(c, y) + F.cross_entropy(t, d.argmax(1))) / 2,
+     "teacher and the student are swapped"),
 ]
 
 

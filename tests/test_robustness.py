@@ -648,7 +648,7 @@ API_CASES = [
     ("load-model-damaged", lambda w, d: (damaged_bytes(w, "x.pt"), load_model(w / "x.pt"))[1], CheckpointError,
      "checkpoint is damaged"),
     ("load-model-not-a-vit", lambda w, d: (MAKERS["bad-model-config.pt"](w, "x.pt"), load_model(w / "x.pt"))[1],
-     CheckpointError, r"its model_config does not make a ViT \(.*dimm"),
+     CheckpointError, r"its model_config does not make a model \(.*dimm"),
     ("load-model-misfit-weights", lambda w, d: (MAKERS["bad-weights.pt"](w, "x.pt"), load_model(w / "x.pt"))[1],
      CheckpointError, "weights do not fit the model"),
     ("load-model-no-model-config", lambda w, d: (MAKERS["no-model-config.pt"](w, "x.pt"), load_model(w / "x.pt"))[1],

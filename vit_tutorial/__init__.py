@@ -21,7 +21,9 @@
     pretrained    torchvision's ViTs (vit_b_16, ...) loaded into this ViT           notebook 07
     predict       a trained model on your own images: top 5, attention rollout      notebook 07
     speed         the fast path, one measured rung at a time                        notebook 09
-    exercises     checkers for the exercises: instant, specific feedback            notebooks 01-07
+    cnn           a small residual CNN to compare with; the one-pixel shift probe   notebook 10
+    distill       DeiT: a distillation token that learns from a CNN teacher         notebook 10
+    exercises     checkers for the exercises: instant, specific feedback            notebooks 01-07, 10
     validate      the argument checks every public entry point shares
     notebook      smoke mode (VIT_TUTORIAL_SMOKE=1) and the one-line device report  all
     cli           ``python -m vit_tutorial train|predict|export|check-data|download`` (``vit-tutorial ...``)

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import torch
 
+from .recipes import build_model
 from .validate import first_line
-from .vit import ViT
 
 CHECKPOINT_FORMAT = "vit_tutorial.checkpoint/1"
 
@@ -194,16 +194,18 @@ def config_diff(a: dict, b: dict) -> list[str]:
             for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
 
 
-def load_model(path: str | Path, expected_config: dict | None = None, device="cpu") -> ViT:
-    """A ready :class:`ViT` (in eval mode) from a checkpoint; with ``expected_config``, refuse any other."""
+def load_model(path: str | Path, expected_config: dict | None = None, device="cpu") -> torch.nn.Module:
+    """A ready model (in eval mode) from a checkpoint; with ``expected_config``, refuse any other.
+
+    A ViT, or the kind its ``model_config`` names (notebook 10's CNN and distilled ViT)."""
     state = load_checkpoint(path)
     cfg = state["model_config"]
     if expected_config is not None and (diff := config_diff(cfg, expected_config)):
         raise CheckpointError(f"{path} was made for a different model: " + "; ".join(diff))
     try:
-        model = ViT(**cfg)
+        model = build_model(cfg)
     except (TypeError, ValueError) as e:
-        raise CheckpointError(f"{path}: its model_config does not make a ViT ({first_line(e)})") from None
+        raise CheckpointError(f"{path}: its model_config does not make a model ({first_line(e)})") from None
     try:
         model.load_state_dict(state["model"])
     except RuntimeError as e:

@@ -5,7 +5,9 @@ A ViT never sees pixels directly. It cuts the image into non-overlapping
 features. Written with einops (``Rearrange`` then ``Linear``, lucidrains' way)
 that is the same map as a ``Conv2d`` with kernel = stride = ``p``; the two
 ``kind``s of :class:`PatchEmbedding` compute identical outputs when their
-weights are tied (see :func:`linear_to_conv_weight`).
+weights are tied (see :func:`linear_to_conv_weight`). A third kind, ``'conv_stem'``
+(notebook 10), replaces the one big projection by a few small stride-2 convolutions that end
+on the same patch grid: the "early convolutions" of Xiao et al. (2021), a small hybrid model.
 
 Attention is blind to order, so positions are added to the tokens: either
 learned vectors (the paper's choice) or fixed 2-D sine-cosine ones.
@@ -19,7 +21,7 @@ from einops import rearrange
 from einops.layers.torch import Rearrange
 from torch import nn
 
-PATCH_EMBED_KINDS = ("linear", "conv")
+PATCH_EMBED_KINDS = ("linear", "conv", "conv_stem")
 
 
 def pair(t) -> tuple[int, int]:
@@ -48,11 +50,54 @@ def _divisors(n: int) -> list[int]:
     return [d for d in range(1, n + 1) if n % d == 0]
 
 
+def _halvings(side: int, target: int) -> int | None:
+    """How many ``ceil(s / 2)`` steps take ``side`` to ``target``; None if none do."""
+    steps = 0
+    while side > target:
+        side, steps = -(-side // 2), steps + 1
+    return steps if side == target else None
+
+
+def conv_stem_depth(image_size, patch_size) -> int:
+    """How many stride-2 convolutions take the image to the patch grid (28 -> 14 -> 7 -> 4 for 7x7 patches: 3).
+
+    A 3x3 convolution with stride 2 and padding 1 maps a side of ``s`` pixels to ``ceil(s / 2)``, so
+    the stem fits when halving the image a few times, rounding up, lands exactly on the patch grid
+    (the same number of times for the height and the width).
+    """
+    (h, w), (ph, pw) = check_patch_grid(image_size, patch_size)
+    depth = _halvings(h, h // ph)
+    if not depth or depth != _halvings(w, w // pw):
+        fits = [p for p in _divisors(math.gcd(h, w))[1:] if (d := _halvings(h, h // p)) and d == _halvings(w, w // p)]
+        raise ValueError(f"patch_embed='conv_stem' halves the image with stride-2 convolutions until it reaches the "
+                         f"patch grid, and image_size {h}x{w} with patch_size {ph}x{pw} (grid {h // ph}x{w // pw}) "
+                         f"never lands on it; use patch_size {' or '.join(map(str, fits[:4])) or '(none fits)'}, "
+                         f"or patch_embed='linear'")
+    return depth
+
+
+def conv_stem(channels: int, dim: int, depth: int) -> nn.Sequential:
+    """``depth`` stride-2 3x3 convolutions (BatchNorm, ReLU), widths doubling up to ``dim``, then a 1x1 one.
+
+    Xiao et al. (2021), *Early convolutions help transformers see better*: each token is built from
+    overlapping 3x3 views, so nearby pixels are combined first, as in a CNN, and the image reaches
+    the transformer on the same grid, with the same number of tokens, as the patch projection gives.
+    The last 1x1 convolution is linear, like the projection it replaces.
+    """
+    layers, c = [], channels
+    for i in range(depth):
+        width = max(1, dim >> (depth - 1 - i))
+        layers += [nn.Conv2d(c, width, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(width), nn.ReLU()]
+        c = width
+    return nn.Sequential(*layers, nn.Conv2d(c, dim, kernel_size=1), Rearrange("b d h w -> b (h w) d"))
+
+
 class PatchEmbedding(nn.Module):
     """``(b, c, H, W)`` image -> ``(b, num_patches, dim)`` tokens, row by row.
 
     ``kind='linear'`` flattens each patch as ``(p1 p2 c)`` and applies ``nn.Linear``;
     ``kind='conv'`` is a strided ``nn.Conv2d``: same function, one kernel call.
+    ``kind='conv_stem'`` is :func:`conv_stem`: the same grid of tokens, built by small convolutions.
     """
 
     def __init__(self, image_size, patch_size, dim: int, channels: int = 3, kind: str = "linear"):
@@ -68,10 +113,12 @@ class PatchEmbedding(nn.Module):
             self.proj = nn.Sequential(
                 Rearrange("b c (h p1) (w p2) -> b (h w) (p1 p2 c)", p1=ph, p2=pw),
                 nn.Linear(ph * pw * channels, dim))
-        else:
+        elif kind == "conv":
             self.proj = nn.Sequential(
                 nn.Conv2d(channels, dim, kernel_size=(ph, pw), stride=(ph, pw)),
                 Rearrange("b d h w -> b (h w) d"))
+        else:
+            self.proj = conv_stem(channels, dim, conv_stem_depth((h, w), (ph, pw)))
 
     def forward(self, img: torch.Tensor) -> torch.Tensor:
         # Checked here, where the constraint lives: einops' own error would speak of axis names.

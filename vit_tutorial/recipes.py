@@ -11,7 +11,9 @@ import dataclasses
 import inspect
 from dataclasses import dataclass, field
 
+from .cnn import ResidualCNN
 from .devices import AMP_MODES
+from .distill import DistilledViT
 from .images import check_dataset
 from .validate import SEED_RANGE, choice, flag, fraction, integer_in, non_negative_number, positive_int, positive_number
 from .vit import PRESETS, ViT, preset_kwargs
@@ -46,6 +48,8 @@ class TrainConfig:
     model_overrides: dict = field(default_factory=dict)  # ViT arguments that replace the preset's
     init: str | None = None  # start from weights: a checkpoint path, or "imagenet" (torchvision's ViT-B/16)
     image_size: int | None = None  # resize the images on the device first (fine-tuning at 224 px)
+    model_kind: str = "vit"  # 'vit', 'cnn' (ResidualCNN) or 'distilled_vit' (DeiT: needs a teacher); notebook 10
+    teacher: str | None = None  # distilled_vit: the teacher's checkpoint (or pass train(..., teacher=model))
 
     def validate(self) -> "TrainConfig":
         """Raise a ``ValueError`` that names the bad value and what would be valid."""
@@ -65,7 +69,12 @@ class TrainConfig:
         if self.device is not None and not isinstance(self.device, str):
             raise ValueError(f"device must be a string such as 'cpu' or 'cuda', or None, got {self.device!r}")
         integer_in("seed", self.seed, *SEED_RANGE)
-        _check_model_overrides(self.model_overrides)
+        choice("model_kind", self.model_kind, tuple(MODEL_KINDS))
+        _check_model_overrides(self.model_overrides, self.model_kind)
+        if self.teacher is not None and not (isinstance(self.teacher, str) and self.teacher):
+            raise ValueError(f"teacher must be a checkpoint path or None, got {self.teacher!r}")
+        if self.teacher is not None and self.model_kind != "distilled_vit":
+            raise ValueError(f"teacher is only used with model_kind='distilled_vit', got model_kind={self.model_kind!r}")
         if self.image_size is not None:
             positive_int("image_size", self.image_size)
         if self.init is not None and not (isinstance(self.init, str) and self.init):
@@ -87,16 +96,24 @@ class TrainConfig:
         return cls(**{k: v for k, v in saved.items() if k in cls.__dataclass_fields__})
 
 
-_VIT_ARGUMENTS = tuple(inspect.signature(ViT).parameters)
+#: ``TrainConfig.model_kind`` -> the class it builds. A checkpoint records the kind in its ``model_config``
+#: as ``"kind"``, except for a ViT: configurations without a kind (every checkpoint made before
+#: notebook 10, such as ``data/digits_vit.pt``) are ViTs.
+MODEL_KINDS: dict[str, type] = {"vit": ViT, "cnn": ResidualCNN, "distilled_vit": DistilledViT}
 
 
-def _check_model_overrides(overrides) -> None:
+def _arguments(kind: str) -> tuple[str, ...]:
+    return tuple(inspect.signature(ResidualCNN if kind == "cnn" else ViT).parameters)
+
+
+def _check_model_overrides(overrides, kind: str = "vit") -> None:
+    name = "ResidualCNN" if kind == "cnn" else "ViT"
     if not isinstance(overrides, dict):
-        raise ValueError(f"model_overrides must be a dict of ViT arguments (e.g. {{'dim': 64}}), got {overrides!r}")
-    unknown = sorted(k for k in overrides if k not in _VIT_ARGUMENTS)
+        raise ValueError(f"model_overrides must be a dict of {name} arguments (e.g. {{'dim': 64}}), got {overrides!r}")
+    unknown = sorted(k for k in overrides if k not in _arguments(kind))
     if unknown:
-        raise ValueError(f"model_overrides has {', '.join(map(repr, unknown))}, which ViT does not take; "
-                         f"its arguments are: {', '.join(_VIT_ARGUMENTS)}")
+        raise ValueError(f"model_overrides has {', '.join(map(repr, unknown))}, which {name} does not take; "
+                         f"its arguments are: {', '.join(_arguments(kind))}")
 
 
 #: Named recipes: what ``--recipe`` starts from. The GPU ones are written for one H100-class GPU;
@@ -123,11 +140,33 @@ def recipe(name: str, **overrides) -> TrainConfig:
 
 
 def model_config_for(config: TrainConfig, data) -> dict:
-    """The preset's ViT arguments with the overrides, and the data's image size, channels and classes."""
-    cfg = preset_kwargs(config.preset, **config.model_overrides)
+    """The preset's ViT arguments with the overrides, and the data's image size, channels and classes.
+
+    For ``model_kind='cnn'`` the preset is not used: ``ResidualCNN``'s defaults with the overrides.
+    Every argument is written out, so the checkpoint rebuilds the same model whatever the defaults become.
+    """
+    if config.model_kind == "cnn":
+        cfg = {k: p.default for k, p in inspect.signature(ResidualCNN).parameters.items()
+               if p.default is not inspect.Parameter.empty}
+        cfg.update(config.model_overrides)
+    else:
+        cfg = preset_kwargs(config.preset, **config.model_overrides)
     size = data.image_size[0] if data.image_size[0] == data.image_size[1] else data.image_size
     cfg.update(image_size=config.image_size or size, channels=data.channels, num_classes=len(data.classes))
-    return cfg
+    return cfg if config.model_kind == "vit" else {"kind": config.model_kind, **cfg}
 
 
-__all__ = ["TrainConfig", "RECIPES", "RENAMED_FIELDS", "recipe", "model_config_for"]
+def build_model(model_config: dict, vit: type = ViT):
+    """The model a ``model_config`` describes: the one place ``train()`` and ``load_model`` build from.
+
+    ``vit`` is the class for a ViT configuration: ``train()`` passes the name ``ViT`` it sees in its
+    own module, so an experiment can swap in a subclass there (notebook 08's exercise does).
+    """
+    cfg = dict(model_config)
+    kind = cfg.pop("kind", "vit")
+    if kind not in MODEL_KINDS:
+        raise ValueError(f"model_config has kind {kind!r}; known kinds: {', '.join(MODEL_KINDS)} (no kind: a ViT)")
+    return (vit if kind == "vit" else MODEL_KINDS[kind])(**cfg)
+
+
+__all__ = ["TrainConfig", "RECIPES", "RENAMED_FIELDS", "MODEL_KINDS", "recipe", "model_config_for", "build_model"]

@@ -11,6 +11,7 @@ import torch.nn.functional as F
 
 from .data import model_input
 from .devices import autocast
+from .distill import distillation_loss
 
 
 def classification_loss(logits: torch.Tensor, labels: torch.Tensor, label_smoothing: float = 0.0) -> torch.Tensor:
@@ -32,16 +33,27 @@ def accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:
 
 
 def train_step(model, optimizer, images: torch.Tensor, labels: torch.Tensor, *, amp_dtype=None, scaler=None,
-               grad_clip: float = 0.0, label_smoothing: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
+               grad_clip: float = 0.0, label_smoothing: float = 0.0,
+               teacher=None) -> tuple[torch.Tensor, torch.Tensor]:
     """Forward, loss, backward, clip, update: one step. Returns the loss and the logits, detached.
 
     ``model`` may be wrapped (``torch.compile``, ``DistributedDataParallel``); gradients are
     clipped over exactly the parameters the optimizer updates. ``scaler`` (fp16 only) scales the
-    loss so small gradients do not underflow, and unscales them before clipping.
+    loss so small gradients do not underflow, and unscales them before clipping. With a frozen
+    ``teacher`` (notebook 10), ``model`` is a ``DistilledViT`` and the loss is ``distillation_loss``;
+    the logits returned are the average of its two heads.
     """
     with autocast(images.device, amp_dtype):
         logits = model(images)
-        loss = classification_loss(logits, labels, label_smoothing)
+        if teacher is None:
+            loss = classification_loss(logits, labels, label_smoothing)
+        else:
+            if not isinstance(logits, tuple):
+                raise ValueError("a teacher needs a student with a distillation head (model_kind='distilled_vit')")
+            with torch.no_grad():
+                teacher_logits = teacher(images)
+            loss = distillation_loss(*logits, labels, teacher_logits, label_smoothing)
+            logits = (logits[0] + logits[1]) / 2
     optimizer.zero_grad(set_to_none=True)
     scaled = scaler is not None and scaler.is_enabled()
     (scaler.scale(loss) if scaled else loss).backward()

@@ -36,9 +36,10 @@ from .checkpoint import (
 )
 from .data import ImageData, augment_batch, load_dataset, model_input
 from .devices import AMP_MODES, cpu_name, cpu_supports_bf16, device_name, grad_scaler, pick_device, resolve_amp
+from .distill import prepare_teacher
 from .finetune import load_pretrained, pretrained_state, resize_pos_embedding
 from .optim import adamw, lr_at, param_groups, set_lr
-from .recipes import RECIPES, TrainConfig, model_config_for, recipe
+from .recipes import RECIPES, TrainConfig, build_model, model_config_for, recipe
 from .runs import RunFolder, RunFolderError, metrics_dict, run_folder, write_outputs
 from .step import count_correct, evaluate, train_step
 from .vit import PRESETS, ViT
@@ -50,7 +51,7 @@ class TrainingDiverged(RuntimeError):
 
 @dataclass
 class TrainResult:
-    model: ViT
+    model: torch.nn.Module  # a ViT, or the kind TrainConfig.model_kind names
     history: dict
     test_accuracy: float
     train_seconds: float  # time in training steps, summed over epochs (evaluation excluded)
@@ -74,7 +75,7 @@ class _Run:
     device: torch.device
     amp_dtype: torch.dtype | None
     model_config: dict
-    model: ViT
+    model: torch.nn.Module
     step_model: torch.nn.Module  # the model as the step calls it: maybe compiled, maybe DDP-wrapped
     optimizer: torch.optim.Optimizer
     scaler: object
@@ -85,6 +86,7 @@ class _Run:
     start_epoch: int = 0
     train_seconds: float = 0.0
     init_notes: list = field(default_factory=list)
+    teacher: torch.nn.Module | None = None  # distillation: frozen, in eval mode
 
     @property
     def steps_per_epoch(self) -> int:
@@ -96,8 +98,9 @@ class _Run:
 
 
 def train(config: TrainConfig | None = None, data: ImageData | None = None, out: str | Path | None = None,
-          resume: str | Path | None = None, progress: bool | str = True, on_epoch_end=None) -> TrainResult:
-    """Train a ViT as ``config`` says and return the model, its history and its test accuracy.
+          resume: str | Path | None = None, progress: bool | str = True, on_epoch_end=None,
+          teacher: torch.nn.Module | None = None) -> TrainResult:
+    """Train a ViT (or ``config.model_kind``) as ``config`` says; return the model, its history and test accuracy.
 
     ``data`` defaults to ``load_dataset(config.dataset)``. With ``out``, the run owns that folder
     (another run into it is refused) and writes ``checkpoint.pt`` and ``metrics.json`` there
@@ -105,7 +108,8 @@ def train(config: TrainConfig | None = None, data: ImageData | None = None, out:
     checkpoint of the same configuration. ``on_epoch_end(epoch, history)`` is called after each
     epoch's checkpoint (it may raise to stop the run). ``progress``: ``True`` for a ``tqdm.auto``
     bar (a widget in Jupyter), ``"text"`` for a plain-text bar of a few frames (what a saved
-    notebook shows on GitHub), ``False`` for none.
+    notebook shows on GitHub), ``False`` for none. ``teacher``: a trained model a
+    ``distilled_vit`` learns from (else ``config.teacher``'s checkpoint).
     """
     config = dataclasses.replace(config or TrainConfig()).validate()
     saved = load_checkpoint(resume, training=True) if resume is not None else None
@@ -114,7 +118,7 @@ def train(config: TrainConfig | None = None, data: ImageData | None = None, out:
             run_folder(out if procs.is_main else None, resume, saved) as folder:
         data = data if data is not None else load_dataset(  # a folder loads at the model's size
             config.dataset, image_size=config.image_size or PRESETS[config.preset]["image_size"])
-        run = _set_up(config, data, procs, saved, resume)
+        run = _set_up(config, data, procs, saved, resume, teacher)
         bar = _progress_bar(progress if procs.is_main else False, run)
         t_start = time.perf_counter()
         try:
@@ -152,7 +156,7 @@ def _check_start(config: TrainConfig, data, saved: dict | None, source) -> None:
                          f"changed. To train it longer, ask for more epochs (--epochs N, N > {saved['epoch']})")
 
 
-def _set_up(config: TrainConfig, data: ImageData, procs, saved: dict | None, source) -> _Run:
+def _set_up(config: TrainConfig, data: ImageData, procs, saved: dict | None, source, teacher=None) -> _Run:
     """The model, its optimizer and where the run starts: from scratch, from ``init`` weights, or a checkpoint."""
     if len(data.x_train) == 0:
         raise ValueError(f"the training set of {data.name!r} is empty: there is nothing to train on")
@@ -164,17 +168,21 @@ def _set_up(config: TrainConfig, data: ImageData, procs, saved: dict | None, sou
     model_config = model_config_for(config, data)
     if saved is not None and (diff := config_diff(saved["model_config"], model_config)):
         raise CheckpointError(f"{source} was made for a different model: " + "; ".join(diff))
+    if teacher is None and config.teacher is not None:
+        teacher = load_model(config.teacher)
+    example = model_input(data.x_train[:2], data.mean, data.std, config.image_size)
+    teacher = prepare_teacher(teacher, config.model_kind, example, len(data.classes), device)
 
     torch.manual_seed(config.seed)
     generator = torch.Generator().manual_seed(config.seed)
-    model = ViT(**model_config)
+    model = build_model(model_config, ViT)  # the name ViT here, so an experiment can swap in a subclass
     init_notes = load_pretrained(model, pretrained_state(config.init)) if config.init and saved is None else []
     model = model.to(device)
     optimizer = adamw(param_groups(model, config.weight_decay), config.lr, device)
     scaler = grad_scaler(device, enabled=amp_dtype == torch.float16)
     run = _Run(config, data, procs, device, amp_dtype, model_config, model, model, optimizer, scaler, generator,
                data.x_train.to(device), data.y_train.to(device), {k: [] for k in HISTORY_KEYS},
-               init_notes=init_notes)
+               init_notes=init_notes, teacher=teacher)
     if saved is not None:
         restore_training_state(saved, source, model, optimizer, scaler, generator)
         run.history = {k: list(v) for k, v in saved["history"].items()}
@@ -202,7 +210,7 @@ def _train_one_epoch(run: _Run, epoch: int, bar, folder: RunFolder | None) -> tu
         loss, logits = train_step(run.step_model, run.optimizer, model_input(xb, run.data.mean, run.data.std,
                                                                              c.image_size), yb,
                                   amp_dtype=run.amp_dtype, scaler=run.scaler, grad_clip=c.grad_clip,
-                                  label_smoothing=c.label_smoothing)
+                                  label_smoothing=c.label_smoothing, teacher=run.teacher)
         loss_sum += loss * len(yb)
         correct += count_correct(logits, yb)
         if i % 10 == 9 or i == run.steps_per_epoch - 1:  # every process checks the same sum

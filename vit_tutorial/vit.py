@@ -121,7 +121,8 @@ class ViT(nn.Module):
     The data path is ``forward_features`` (image -> patch tokens -> [CLS] + positions -> encoder ->
     final norm) then ``forward_head`` (pool -> linear head). Extras beyond the original keyword
     arguments: ``qkv_bias`` (the paper and torchvision use biases), ``pos_embedding``
-    (``'learned'`` | ``'sincos'`` | ``'none'``), ``patch_embed`` (``'linear'`` | ``'conv'``),
+    (``'learned'`` | ``'sincos'`` | ``'none'``), ``patch_embed`` (``'linear'`` | ``'conv'`` |
+    ``'conv_stem'``, a small convolutional stem: the hybrid of notebook 10),
     ``attn_impl`` (``'sdpa'`` | ``'einsum'``), ``final_norm`` and ``norm_eps`` (LayerNorm's
     epsilon: torchvision and the paper's checkpoints use 1e-6).
     """
@@ -165,9 +166,11 @@ class ViT(nn.Module):
                 nn.init.zeros_(m.bias)
         # The patch projection gets LeCun-normal (std 1/sqrt(fan_in)), as in the paper's JAX code:
         # with std 0.02, a 7x7 grey patch would give tokens ~50x smaller than the position
-        # embeddings, and the model would see positions instead of pixels.
-        proj = next(m for m in self.to_patch_embedding.modules() if isinstance(m, (nn.Linear, nn.Conv2d)))
-        nn.init.trunc_normal_(proj.weight, std=proj.weight[0].numel() ** -0.5)
+        # embeddings, and the model would see positions instead of pixels. (A conv stem gets the same
+        # for each of its convolutions; 'linear' and 'conv' have just one layer.)
+        for proj in self.to_patch_embedding.modules():
+            if isinstance(proj, (nn.Linear, nn.Conv2d)):
+                nn.init.trunc_normal_(proj.weight, std=proj.weight[0].numel() ** -0.5)
         nn.init.trunc_normal_(self.cls_token, std=0.02)
         if isinstance(self.pos_embedding, nn.Parameter):
             nn.init.trunc_normal_(self.pos_embedding, std=0.02)

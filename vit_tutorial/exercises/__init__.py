@@ -38,6 +38,7 @@ from .ex05_loop import check_evaluate, check_train_step
 from .ex05_training import check_accuracy, check_warmup_cosine_lr
 from .ex06_rollout import check_attention_rollout
 from .ex07_finetune import check_resize_pos_embedding
+from .ex10_small_data import check_distillation_loss, check_shift_images, check_shift_sensitivity
 
 #: Notebook -> its checkers, in the order the notebook asks for them.
 EXERCISES: dict[str, tuple[str, ...]] = {
@@ -49,6 +50,7 @@ EXERCISES: dict[str, tuple[str, ...]] = {
     "05_training": ("check_warmup_cosine_lr", "check_accuracy", "check_train_step", "check_evaluate"),
     "06_what_a_vit_learns": ("check_attention_rollout",),
     "07_pretrained_vit_and_finetuning": ("check_resize_pos_embedding",),
+    "10_small_data_and_inductive_bias": ("check_shift_images", "check_shift_sensitivity", "check_distillation_loss"),
 }
 
 __all__ = [name for names in EXERCISES.values() for name in names] + ["EXERCISES"]
