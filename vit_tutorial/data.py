@@ -117,7 +117,7 @@ def load_digits(path: str | Path | None = None) -> ImageData:
         y_train, y_test = (torch.from_numpy(f[k].astype(np.int64)) for k in ("y_train", "y_test"))
     mean, std = channel_stats(x_train.numpy())
     return ImageData("digits", x_train, y_train, x_test, y_test, [str(i) for i in range(10)],
-                     mean, std, augmentation="shift")
+                     mean, std, augmentation="affine")
 
 
 @contextlib.contextmanager

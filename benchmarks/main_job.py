@@ -1,0 +1,86 @@
+"""The main job (`python -m vit_tutorial train`, defaults), measured: accuracy and training time per seed.
+
+    python benchmarks/main_job.py                                    # the default recipe, seeds 0, 1, 2
+    python benchmarks/main_job.py --variants default,shift,epochs30  # the measured ladder of recipe choices
+    python benchmarks/main_job.py --json benchmarks/results/main-job-<cpu>.json
+
+Each variant is the default TrainConfig with one change; each run is the real `train()` (the evaluation
+after each epoch is not counted in the training time, as in metrics.json). Run it on a quiet machine:
+another busy process on the same cores slows PyTorch's threads badly. The CPU (model, threads, AVX-512)
+and the library versions are recorded with the results.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime
+import json
+import platform
+import statistics
+import sys
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
+
+from vit_tutorial.data import load_digits  # noqa: E402
+from vit_tutorial.devices import device_name  # noqa: E402
+from vit_tutorial.recipes import TrainConfig  # noqa: E402
+from vit_tutorial.train import train  # noqa: E402
+
+#: name -> (what it is, TrainConfig changes, the digits' augmentation or None for the default)
+VARIANTS = {
+    "default": ("the default recipe: 36 epochs, batch 64, affine augmentation", {}, None),
+    "shift": ("the earlier recipe: shift augmentation only (up to 2 pixels)", {}, "shift"),
+    "epochs30": ("30 epochs instead of 36", {"epochs": 30}, None),
+    "epochs24": ("24 epochs instead of 36", {"epochs": 24}, None),
+    "compile": ("the default with torch.compile (compilation counted as training time)", {"compile": True}, None),
+}
+
+
+def run(name: str, seed: int, data, epochs: int | None = None) -> dict:
+    what, change, augmentation = VARIANTS[name]
+    change = {**change, **({"epochs": epochs} if epochs is not None else {})}
+    d = dataclasses.replace(data, augmentation=augmentation) if augmentation else data
+    r = train(dataclasses.replace(TrainConfig(), seed=seed, device="cpu", **change), d, progress=False)
+    return {"variant": name, "what": what, "seed": seed, "test_accuracy": r.test_accuracy,
+            "train_seconds": round(r.train_seconds, 1), "epochs": len(r.history["epoch"])}
+
+
+def main(argv=None) -> dict:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--variants", default="default", help=f"comma-separated, from {', '.join(VARIANTS)}")
+    p.add_argument("--seeds", default="0,1,2")
+    p.add_argument("--epochs", type=int, default=None, help="override every variant's epochs (for a smoke test)")
+    p.add_argument("--json", help="also write the results here")
+    a = p.parse_args(argv)
+    names = a.variants.split(",")
+    for name in names:
+        if name not in VARIANTS:
+            raise SystemExit(f"error: unknown variant {name!r}; choose from {', '.join(VARIANTS)}")
+    data, where = load_digits(), device_name("cpu")
+    print(f"# {where} | {datetime.date.today()} | torch {torch.__version__} | python {platform.python_version()}")
+    rows = []
+    for name in names:
+        for seed in (int(s) for s in a.seeds.split(",")):
+            rows.append(run(name, seed, data, a.epochs))
+            print(f"{name:<10} seed {seed}: test accuracy {rows[-1]['test_accuracy']:.3f}, "
+                  f"{rows[-1]['train_seconds']:.1f} s of training", flush=True)
+    summary = {}
+    for name in names:
+        acc = [r["test_accuracy"] for r in rows if r["variant"] == name]
+        secs = [r["train_seconds"] for r in rows if r["variant"] == name]
+        summary[name] = {"mean_accuracy": statistics.mean(acc), "min_accuracy": min(acc),
+                         "mean_seconds": statistics.mean(secs)}
+        print(f"{name:<10} mean {statistics.mean(acc):.4f} (min {min(acc):.3f}), {statistics.mean(secs):.1f} s "
+              f"mean training time — {VARIANTS[name][0]}")
+    result = {"device": where, "date": str(datetime.date.today()), "torch": str(torch.__version__),
+              "python": platform.python_version(), "argv": sys.argv[1:], "runs": rows, "summary": summary}
+    if a.json:
+        Path(a.json).write_text(json.dumps(result, indent=2) + "\n")
+    return result
+
+
+if __name__ == "__main__":
+    main()
