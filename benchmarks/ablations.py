@@ -53,6 +53,10 @@ def main(argv=None) -> dict:
     if a.epochs is not None:
         base = dataclasses.replace(base, epochs=a.epochs)
     runs = []
+    result = {"device": device_name("cpu"), "date": str(datetime.date.today()), "torch": str(torch.__version__),
+              "python": platform.python_version(), "command": "python benchmarks/ablations.py " + " ".join(
+                  sys.argv[1:] if argv is None else argv),
+              "recipe": base.to_dict(), "variants": {n: VARIANTS[n] for n in a.variants.split(",")}, "runs": runs}
     for name in a.variants.split(","):
         for seed in (int(s) for s in a.seeds.split(",")):
             t0 = time.perf_counter()
@@ -60,11 +64,8 @@ def main(argv=None) -> dict:
             runs.append({"variant": name, "seed": seed, "test_accuracy": r.test_accuracy,
                          "train_seconds": round(r.train_seconds, 1), "history": r.history["test_accuracy"]})
             print(f"{name:9s} seed {seed}: {r.test_accuracy:.3f} ({time.perf_counter() - t0:.0f} s)", flush=True)
-    result = {"device": device_name("cpu"), "date": str(datetime.date.today()), "torch": str(torch.__version__),
-              "python": platform.python_version(), "command": "python benchmarks/ablations.py " + " ".join(
-                  sys.argv[1:] if argv is None else argv),
-              "recipe": base.to_dict(), "variants": {n: VARIANTS[n] for n in a.variants.split(",")}, "runs": runs}
-    Path(a.json).write_text(json.dumps(result, indent=1) + "\n")
+            # written after every run, so an interrupted sweep keeps what it finished
+            Path(a.json).write_text(json.dumps(result, indent=1) + "\n")
     print(f"wrote {a.json}")
     return result
 

@@ -338,3 +338,18 @@ def test_a_config_saved_under_the_old_field_names_still_loads():
 def test_an_empty_training_set_is_refused_by_name(tiny_data, tiny_config):
     with pytest.raises(ValueError, match="the training set of 'digits' is empty: there is nothing to train on"):
         train(tiny_config, data=tiny_data.subset(0, 10), progress=False)
+
+
+@pytest.mark.parametrize("name,family,flags,expected", [
+    ("AMD EPYC", "26", "fpu avx512f", "AMD EPYC (Zen 5)"),
+    ("AMD EPYC", "25", "fpu avx512f", "AMD EPYC (Zen 4)"),
+    ("AMD EPYC", "25", "fpu avx2", "AMD EPYC (Zen 3)"),
+    ("AMD EPYC 7B13 64-Core Processor", "25", "fpu avx2", "AMD EPYC 7B13 64-Core Processor"),
+    ("Intel(R) Xeon(R) Platinum 8481C CPU @ 2.70GHz", "6", "avx512f", "Intel(R) Xeon(R) Platinum 8481C CPU @ 2.70GHz"),
+])
+def test_cpu_name_names_the_core_generation_a_bare_amd_name_hides(monkeypatch, name, family, flags, expected):
+    from vit_tutorial import devices
+    monkeypatch.setattr(devices, "_cpu_flags", lambda: (
+        f"processor\t: 0\ncpu family\t: {family}\nmodel name\t: {name}\nflags\t\t: {flags}\n\n"
+        f"processor\t: 1\ncpu family\t: {family}\nmodel name\t: {name}\nflags\t\t: {flags}\n"))
+    assert devices.cpu_name() == expected

@@ -74,12 +74,29 @@ def cpu_has_avx512() -> bool:
     return " avx512f" in _cpu_flags()
 
 
+_AMD_ZEN = {23: "Zen 2", 25: "Zen 3/4", 26: "Zen 5"}  # AMD CPU family -> core generation
+
+
 def cpu_name() -> str:
-    """The CPU's model name, for honest timing reports."""
+    """The CPU's model name, for honest timing reports.
+
+    Virtual machines often report a bare "AMD EPYC", which hides a 2x difference between core
+    generations; the CPU family is added then (family 25 is Zen 3 or Zen 4: AVX-512 tells them apart).
+    """
+    info = {}
     for line in _cpu_flags().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
+        key, _, value = line.partition(":")
+        info.setdefault(key.strip(), value.strip())
+    name = info.get("model name")
+    if not name:
+        return platform.processor() or platform.machine()
+    family = info.get("cpu family", "")
+    if name.startswith("AMD") and family.isdigit() and len(name.split()) <= 2:
+        gen = _AMD_ZEN.get(int(family), f"family {family}")
+        if gen == "Zen 3/4":
+            gen = "Zen 4" if "avx512f" in info.get("flags", "").split() else "Zen 3"
+        name = f"{name} ({gen})"
+    return name
 
 
 def device_name(device: str | torch.device | None = None) -> str:
