@@ -36,6 +36,8 @@ VARIANTS = {
     "epochs30": ("30 epochs instead of 36", {"epochs": 30}, None),
     "epochs24": ("24 epochs instead of 36", {"epochs": 24}, None),
     "compile": ("the default with torch.compile (compilation counted as training time)", {"compile": True}, None),
+    "bf16": ("the default with bf16 autocast (allowed only on a CPU with native bf16: AVX512-BF16 or AMX)",
+             {"amp": "bf16"}, None),
 }
 
 
