@@ -353,3 +353,11 @@ def test_cpu_name_names_the_core_generation_a_bare_amd_name_hides(monkeypatch, n
         f"processor\t: 0\ncpu family\t: {family}\nmodel name\t: {name}\nflags\t\t: {flags}\n\n"
         f"processor\t: 1\ncpu family\t: {family}\nmodel name\t: {name}\nflags\t\t: {flags}\n"))
     assert devices.cpu_name() == expected
+
+
+def test_text_progress_bar_keeps_few_frames_in_a_saved_notebook(tiny_config, tiny_data, capsys):
+    # every frame of a text bar is saved in a notebook's output; a redraw per postfix made hundreds
+    config = dataclasses.replace(tiny_config, epochs=20, batch_size=8)  # 32 steps an epoch, 640 in all
+    train(config, data=tiny_data, progress="text")
+    frames = capsys.readouterr().err.count("\r")
+    assert 0 < frames <= 40, f"{frames} frames"

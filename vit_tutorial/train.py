@@ -217,7 +217,8 @@ def _train_one_epoch(run: _Run, epoch: int, bar, folder: RunFolder | None) -> tu
             running = distributed.all_sum(loss_sum, procs).item() / min(n, (i + 1) * c.batch_size)
             if not math.isfinite(running):
                 _diverged(run, running, epoch, i, folder)
-            bar.set_postfix(epoch=f"{epoch + 1}/{c.epochs}", loss=f"{running:.3f}", lr=f"{lr:.2e}")
+            bar.set_postfix(epoch=f"{epoch + 1}/{c.epochs}", loss=f"{running:.3f}", lr=f"{lr:.2e}",
+                            refresh=False)
         bar.update(1)
     if run.device.type == "cuda":
         torch.cuda.synchronize()
