@@ -26,7 +26,8 @@ def attention_rollout(maps: list[torch.Tensor], residual: bool = True) -> torch.
     connection carries half of the signal), rows renormalised; then the layers
     are multiplied, first layer on the right: ``R = A_L ... A_2 A_1``.
     Row 0 of the result, without its first entry, is what the [CLS] output
-    draws from each patch.
+    draws from each patch; for a model that pools by ``mean`` (the digits model),
+    the mean of rows 1..n is what the pooled output draws.
     """
     if not maps:
         raise ValueError("attention_rollout needs at least one layer's attention")
