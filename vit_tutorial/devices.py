@@ -107,7 +107,8 @@ def device_name(device: str | torch.device | None = None) -> str:
         return torch.cuda.get_device_name(dev)
     if dev.type == "mps":
         return "Apple GPU (mps)"
-    return (f"{cpu_name()}, {torch.get_num_threads()} threads, "
+    threads = torch.get_num_threads()
+    return (f"{cpu_name()}, {threads} thread{'' if threads == 1 else 's'}, "
             f"{'with' if cpu_has_avx512() else 'no'} AVX-512")
 
 
