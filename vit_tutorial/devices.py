@@ -74,7 +74,7 @@ def cpu_has_avx512() -> bool:
     return " avx512f" in _cpu_flags()
 
 
-_AMD_ZEN = {23: "Zen 2", 25: "Zen 3/4", 26: "Zen 5"}  # AMD CPU family -> core generation
+_AMD_ZEN = {23: "Zen 2", 26: "Zen 5"}  # AMD CPU family -> core generation (25 is Zen 3 or Zen 4)
 
 
 def cpu_name() -> str:
@@ -92,9 +92,10 @@ def cpu_name() -> str:
         return platform.processor() or platform.machine()
     family = info.get("cpu family", "")
     if name.startswith("AMD") and family.isdigit() and len(name.split()) <= 2:
-        gen = _AMD_ZEN.get(int(family), f"family {family}")
-        if gen == "Zen 3/4":
+        if family == "25":  # the CPU's own flags, not PyTorch's kernel choice (cpu_has_avx512)
             gen = "Zen 4" if "avx512f" in info.get("flags", "").split() else "Zen 3"
+        else:
+            gen = _AMD_ZEN.get(int(family), f"family {family}")
         name = f"{name} ({gen})"
     return name
 
