@@ -5,7 +5,9 @@
     python benchmarks/throughput.py --quick                   # CI-sized: a few tiny steps, checks it runs
 
 One process. The contenders take turns (round-robin, several rounds) so that a slower or busier
-moment of a shared machine hits all of them alike; the median over rounds is reported. A training
+moment of a shared machine hits all of them alike; the median over rounds is reported, and for each
+contender the ratio ours / theirs within each round (median, min and max): ours is faster than a
+contender with confidence only when even the worst round's ratio is above 1. A training
 step is forward + backward + AdamW update; an inference step is a forward pass under inference_mode.
 Contenders that are not installed are reported as such (pip install -e ".[bench]" installs both).
 
@@ -139,8 +141,12 @@ def measure(config_name: str, mode: str, a, dev: torch.device, dtype) -> dict:
     out = {}
     for name in names:
         med = statistics.median(rates[name])
+        # ours / this contender within each round: the two ran back to back, so a slow spell cancels out
+        paired = [o / r for o, r in zip(rates["vit_tutorial"], rates[name])] if "vit_tutorial" in rates else []
         out[name] = {"images_per_second": med, "all": rates[name], "params": steps[name][1],
-                     "tflops": med * flops / 1e12}
+                     "tflops": med * flops / 1e12,
+                     "ours_over_this_by_round": {"median": statistics.median(paired), "min": min(paired),
+                                                 "max": max(paired)} if paired else None}
     for name in CONTENDERS:
         if name not in names:
             out[name] = {"images_per_second": None, "note": "not installed"}
@@ -192,15 +198,18 @@ def main(argv=None) -> dict:
             ours = r["vit_tutorial"]["images_per_second"]
             print(f"\n{config_name} {mode}, batch {batch} "
                   f"({forward_flops(CONFIGS[config_name]) / 1e9:.2f} GFLOP forward per image)")
-            print(f"{'model':<14}{'params':>13}{'images/s':>11}{'TFLOP/s':>9}{'MFU':>7}{'ours/this':>11}")
+            print(f"{'model':<14}{'params':>13}{'images/s':>11}{'TFLOP/s':>9}{'MFU':>7}{'ours/this':>11}"
+                  f"{'  by round: median (min-max)':>30}")
             for name, v in r.items():
                 if v["images_per_second"] is None:
                     print(f"{name:<14}{'':>13}{'not installed':>11}")
                     continue
                 mfu = f"{100 * v['tflops'] / peak:.1f}%" if peak else "-"
                 v["mfu"] = v["tflops"] / peak if peak else None
+                by_round = v["ours_over_this_by_round"]
                 print(f"{name:<14}{v['params']:>13,}{v['images_per_second']:>11.0f}{v['tflops']:>9.2f}{mfu:>7}"
-                      f"{ours / v['images_per_second']:>11.3f}")
+                      f"{ours / v['images_per_second']:>11.3f}"
+                      + (f"{by_round['median']:>15.3f} ({by_round['min']:.3f}-{by_round['max']:.3f})" if by_round else ""))
     if a.json:
         Path(a.json).write_text(json.dumps(result, indent=2) + "\n")
     return result

@@ -42,6 +42,12 @@ def test_throughput_script_runs_ci_sized_and_records_what_it_measured(tmp_path, 
     assert ours["images_per_second"] > 0 and ours["params"] == 2_693_578
     assert set(saved["versions"]) >= {"python", "torch", "timm", "vit-pytorch"}
     assert result["device"] and "ours/this" in capsys.readouterr().out
+    assert ours["ours_over_this_by_round"] == {"median": 1.0, "min": 1.0, "max": 1.0}  # against itself
+    for peer in ("timm", "vit-pytorch"):  # when installed: the paired ratio is the medians' companion
+        theirs = saved["results"][0]["contenders"][peer]
+        if theirs["images_per_second"] is not None:
+            r = theirs["ours_over_this_by_round"]
+            assert r["min"] <= r["median"] <= r["max"] and r["min"] > 0
 
 
 def test_recipe_timer_runs_small(tmp_path):

@@ -205,6 +205,18 @@ def test_checkpoint_for_another_configuration_loads_nothing(tiny_data, tiny_conf
         load_model(tmp_path / "checkpoint.pt", expected_config=expected)
 
 
+def test_attention_implementation_is_not_a_different_model(tiny_data, tiny_config, tmp_path):
+    """A checkpoint made with the fused kernel resumes and loads under another implementation of the same maths."""
+    fused = dataclasses.replace(tiny_config, epochs=1, model_overrides={**tiny_config.model_overrides,
+                                                                        "attn_impl": "sdpa"})
+    train(fused, data=tiny_data, out=tmp_path, progress=False)
+    again = train(dataclasses.replace(fused, epochs=2, model_overrides={**fused.model_overrides, "attn_impl": "einsum"}),
+                  data=tiny_data, resume=tmp_path / "checkpoint.pt", progress=False)
+    assert again.history["epoch"] == [1, 2]
+    assert T.config_diff({"dim": 32, "attn_impl": "sdpa"}, {"dim": 32, "attn_impl": "einsum"}) == []
+    assert T.config_diff({"dim": 32, "attn_impl": "sdpa"}, {"dim": 48}) == ["dim: checkpoint 32, expected 48"]
+
+
 def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tiny_data, tiny_config, tmp_path):
     config = dataclasses.replace(tiny_config, epochs=3)
     holder = {}

@@ -188,10 +188,15 @@ def _why(e: Exception) -> str:
     return f"{type(e).__name__}: {first_line(text)}"
 
 
+#: Model arguments that choose how the same weights are computed, not what they are: a checkpoint
+#: made with ``attn_impl='sdpa'`` resumes or loads as well under ``'einsum'``, and the other way round.
+HOW_NOT_WHAT = frozenset({"attn_impl"})
+
+
 def config_diff(a: dict, b: dict) -> list[str]:
-    """``key: checkpoint A, expected B`` for every key where two configurations differ."""
+    """``key: checkpoint A, expected B`` for every key where two configurations differ in their weights."""
     return [f"{k}: checkpoint {a.get(k)!r}, expected {b.get(k)!r}"
-            for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+            for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k) and k not in HOW_NOT_WHAT]
 
 
 def load_model(path: str | Path, expected_config: dict | None = None, device="cpu") -> torch.nn.Module:
