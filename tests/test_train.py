@@ -325,6 +325,7 @@ def test_recipes_are_valid_and_checked():
     for name in T.RECIPES:
         assert T.recipe(name).validate()
     assert T.recipe("digits") == TrainConfig()
+    assert T.recipe("digits-quick") == TrainConfig(model_overrides={"patch_size": 14})  # only the patch size
     ft = T.recipe("cifar10-finetune")
     assert ft.init == "imagenet" and ft.image_size == 224 and ft.preset == "ViT-B/16"
     assert T.recipe("cifar10", epochs=5).epochs == 5
