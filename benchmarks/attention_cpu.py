@@ -11,8 +11,13 @@ ratio to SDPA is taken within each round. Run it on a quiet machine.
 
 Why it is here: for our short sequences the plain products beat SDPA's CPU kernel per call (2026-12-03,
 Zen 5: 1.28x at 17 tokens, 1.09x at 65), so we tried them as the CPU default. Neither the main job nor
-the training step of ``benchmarks/throughput.py`` got measurably faster, so the default stayed SDPA:
-a speed-up of one operator is not a speed-up of the step (see the README's measured ladder).
+the training step of ``benchmarks/throughput.py`` got measurably faster, so the default stayed SDPA.
+Two reasons, both measured the same day. Here q, k and v are separate contiguous tensors, while in the
+model they are strided views of one projection, which the explicit path must copy (plain products at
+17 tokens: 0.65 ms contiguous, 0.93 ms from views). And a kernel timed alone is not the kernel inside
+the step: profiled inside ``train()`` (3 epochs of the digits), SDPA's two kernels took 468 ms in all,
+about an eighth of the step, and the einsum path spent more than that on its products and copies.
+SDPA alone also measured 0.88 ms and 1.76 ms per call on two runs an hour apart. Time the real loop.
 """
 from __future__ import annotations
 

@@ -50,6 +50,15 @@ def test_throughput_script_runs_ci_sized_and_records_what_it_measured(tmp_path, 
             assert r["min"] <= r["median"] <= r["max"] and r["min"] > 0
 
 
+def test_attention_timer_runs_small_and_records_ratios(tmp_path):
+    r = _script("attention_cpu").main(["--rounds", "1", "--calls", "1", "--json", str(tmp_path / "a.json")])
+    saved = json.loads((tmp_path / "a.json").read_text())
+    assert saved["results"].keys() == r["results"].keys() and len(saved["results"]) == 2
+    for timings in saved["results"].values():
+        assert set(timings) == {"sdpa", "einsum", "matmul"} and timings["sdpa"]["speed_vs_sdpa_median"] == 1.0
+        assert all(t["median_ms"] > 0 for t in timings.values())
+
+
 def test_recipe_timer_runs_small(tmp_path):
     r = _script("recipe_time").main(["--recipe", "cifar10", "--epochs", "2", "--n-train", "64", "--compile", "off",
                                      "--json", str(tmp_path / "t.json")])
