@@ -142,11 +142,11 @@ def measure(config_name: str, mode: str, a, dev: torch.device, dtype) -> dict:
     for name in names:
         med = statistics.median(rates[name])
         # ours / this contender within each round: the two ran back to back, so a slow spell cancels out
-        paired = [o / r for o, r in zip(rates["vit_tutorial"], rates[name])] if "vit_tutorial" in rates else []
+        paired = [o / r for o, r in zip(rates["vit_tutorial"], rates[name])]  # ours is always installed
         out[name] = {"images_per_second": med, "all": rates[name], "params": steps[name][1],
                      "tflops": med * flops / 1e12,
                      "ours_over_this_by_round": {"median": statistics.median(paired), "min": min(paired),
-                                                 "max": max(paired)} if paired else None}
+                                                 "max": max(paired)}}
     for name in CONTENDERS:
         if name not in names:
             out[name] = {"images_per_second": None, "note": "not installed"}
@@ -209,7 +209,7 @@ def main(argv=None) -> dict:
                 by_round = v["ours_over_this_by_round"]
                 print(f"{name:<14}{v['params']:>13,}{v['images_per_second']:>11.0f}{v['tflops']:>9.2f}{mfu:>7}"
                       f"{ours / v['images_per_second']:>11.3f}"
-                      + (f"{by_round['median']:>15.3f} ({by_round['min']:.3f}-{by_round['max']:.3f})" if by_round else ""))
+                      f"{by_round['median']:>15.3f} ({by_round['min']:.3f}-{by_round['max']:.3f})")
     if a.json:
         Path(a.json).write_text(json.dumps(result, indent=2) + "\n")
     return result
