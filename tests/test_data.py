@@ -26,6 +26,22 @@ def test_subset_keeps_splits(digits):
     assert len(s.x_train) == 100 and len(s.y_test) == 50 and s.classes == digits.classes
 
 
+def test_validation_split_holds_out_the_last_n_of_each_class_and_never_the_test_set(digits):
+    v = digits.validation_split(30)
+    assert torch.bincount(v.y_test, minlength=10).tolist() == [30] * 10
+    assert torch.bincount(v.y_train, minlength=10).tolist() == [370] * 10
+    held = sorted(i for c in range(10) for i in (digits.y_train == c).nonzero().flatten()[-30:].tolist())
+    assert torch.equal(v.x_test, digits.x_train[held]) and torch.equal(v.y_test, digits.y_train[held])
+    kept = sorted(set(range(4000)) - set(held))  # the rest, in their original order
+    assert torch.equal(v.x_train, digits.x_train[kept]) and torch.equal(v.y_train, digits.y_train[kept])
+    test = {bytes(x.numpy()) for x in digits.x_test}
+    assert not any(bytes(x.numpy()) in test for x in v.x_test)  # the test images take no part
+    assert (v.mean, v.std, v.augmentation) == (digits.mean, digits.std, digits.augmentation)
+    with pytest.raises(ValueError, match=r"validation_split\(400\): the training set of 'digits' has only 400 "
+                                         r"images of class '0'; choose n < 400"):
+        digits.validation_split(400)
+
+
 def test_missing_digits_file_says_how_to_restore(tmp_path):
     with pytest.raises(DataUnavailableError) as e:
         D.load_digits(tmp_path / "digits.npz")
