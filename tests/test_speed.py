@@ -59,6 +59,19 @@ def test_attention_timer_runs_small_and_records_ratios(tmp_path):
         assert all(t["median_ms"] > 0 for t in timings.values())
 
 
+def test_main_job_chooses_on_a_validation_split_and_says_so(tmp_path, capsys):
+    r = _script("main_job").main(["--variants", "default", "--seeds", "0", "--epochs", "1", "--validation", "10",
+                                  "--json", str(tmp_path / "m.json")])
+    saved = json.loads((tmp_path / "m.json").read_text())
+    assert saved["training_images"] == 3900 and saved["scored_on"].startswith("validation (10 per class")
+    (row,) = saved["runs"]
+    assert "test_accuracy" not in row and 0.0 <= row["validation_accuracy"] <= 1.0 and row["epochs"] == 1
+    assert r["summary"]["default"]["mean_accuracy"] == row["validation_accuracy"]
+    assert "validation accuracy" in capsys.readouterr().out
+    with pytest.raises(SystemExit, match="unknown variant 'nope'"):
+        _script("main_job").main(["--variants", "nope"])
+
+
 def test_recipe_timer_runs_small(tmp_path):
     r = _script("recipe_time").main(["--recipe", "cifar10", "--epochs", "2", "--n-train", "64", "--compile", "off",
                                      "--json", str(tmp_path / "t.json")])
