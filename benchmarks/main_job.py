@@ -109,8 +109,8 @@ def main(argv=None) -> dict:
         print(f"{name:<10} mean {statistics.mean(acc):.4f} (min {min(acc):.3f}), {statistics.mean(secs):.1f} s "
               f"mean training time — {VARIANTS[name][0]}")
     result = {"device": where, "date": str(datetime.date.today()), "torch": str(torch.__version__),
-              "python": platform.python_version(), "argv": sys.argv[1:], "scored_on": scored,
-              "training_images": len(data.y_train), "runs": rows, "summary": summary}
+              "python": platform.python_version(), "argv": sys.argv[1:] if argv is None else list(argv),
+              "scored_on": scored, "training_images": len(data.y_train), "runs": rows, "summary": summary}
     if a.json:
         Path(a.json).write_text(json.dumps(result, indent=2) + "\n")
     return result

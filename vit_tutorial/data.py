@@ -76,12 +76,7 @@ class ImageData:
         The test set and the normalisation stay those of the full data, so every size is scored on
         the same 1,000 images with the same inputs.
         """
-        n = positive_int("n", n)
-        counts = torch.bincount(self.y_train, minlength=len(self.classes))
-        if int(counts.min()) < n:
-            raise ValueError(f"per_class({n}): the training set of {self.name!r} has only {int(counts.min())} "
-                             f"images of class {self.classes[int(counts.argmin())]!r}; choose n <= {int(counts.min())}")
-        keep = torch.cat([(self.y_train == c).nonzero().flatten()[:n] for c in range(len(self.classes))]).sort().values
+        keep = self._rows_per_class(positive_int("n", n), "per_class")
         return ImageData(self.name, self.x_train[keep], self.y_train[keep], self.x_test, self.y_test,
                          self.classes, self.mean, self.std, self.augmentation)
 
@@ -92,16 +87,24 @@ class ImageData:
         benchmarks compare variants on these held-out training images and leave the test set alone.
         The normalisation stays that of the full training set, so the only thing that changes is the split.
         """
-        n = positive_int("n", n)
-        counts = torch.bincount(self.y_train, minlength=len(self.classes))
-        if int(counts.min()) <= n:
-            raise ValueError(f"validation_split({n}): the training set of {self.name!r} has only {int(counts.min())} "
-                             f"images of class {self.classes[int(counts.argmin())]!r}; choose n < {int(counts.min())}")
-        held = torch.cat([(self.y_train == c).nonzero().flatten()[-n:] for c in range(len(self.classes))]).sort().values
+        held = self._rows_per_class(positive_int("n", n), "validation_split", last=True, leave_some=True)
         keep = torch.ones(len(self.y_train), dtype=torch.bool)
         keep[held] = False
         return ImageData(self.name, self.x_train[keep], self.y_train[keep], self.x_train[held], self.y_train[held],
                          self.classes, self.mean, self.std, self.augmentation)
+
+    def _rows_per_class(self, n: int, call: str, last: bool = False, leave_some: bool = False) -> torch.Tensor:
+        """The training rows of the first (or last) ``n`` images of every class, in their original order.
+
+        ``leave_some``: at least one image of every class must stay behind (a split, not a subset).
+        """
+        counts = torch.bincount(self.y_train, minlength=len(self.classes))
+        fewest = int(counts.min())
+        if n > fewest - leave_some:
+            raise ValueError(f"{call}({n}): the training set of {self.name!r} has only {fewest} images of class "
+                             f"{self.classes[int(counts.argmin())]!r}; choose n {'<' if leave_some else '<='} {fewest}")
+        pick = slice(-n, None) if last else slice(None, n)
+        return torch.cat([(self.y_train == c).nonzero().flatten()[pick] for c in range(len(self.classes))]).sort().values
 
     def __repr__(self) -> str:
         return (f"ImageData({self.name!r}: train {tuple(self.x_train.shape)}, "
