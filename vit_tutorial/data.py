@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .devices import host_to_device
 from .locations import find_data, restore_hint
 from .validate import positive_int
 
@@ -202,15 +203,15 @@ def augment_batch(x: torch.Tensor, kind: str, generator: torch.Generator | None 
     dev = x.device
     padded = torch.nn.functional.pad(x, (pad, pad, pad, pad))
     # Per-image offsets, drawn on the CPU generator so runs are reproducible on any device.
-    dy = torch.randint(0, 2 * pad + 1, (b,), generator=generator).to(dev)
-    dx = torch.randint(0, 2 * pad + 1, (b,), generator=generator).to(dev)
+    dy = host_to_device(torch.randint(0, 2 * pad + 1, (b,), generator=generator), dev)
+    dx = host_to_device(torch.randint(0, 2 * pad + 1, (b,), generator=generator), dev)
     rows = (dy[:, None] + torch.arange(h, device=dev))[:, None, :, None]
     cols = (dx[:, None] + torch.arange(w, device=dev))[:, None, None, :]
     idx_b = torch.arange(b, device=dev)[:, None, None, None]
     idx_c = torch.arange(x.shape[1], device=dev)[None, :, None, None]
     out = padded[idx_b, idx_c, rows, cols]
     if kind == "crop_flip":
-        flip = (torch.rand(b, generator=generator) < 0.5).to(dev)
+        flip = host_to_device(torch.rand(b, generator=generator) < 0.5, dev)
         out = torch.where(flip[:, None, None, None], out.flip(-1), out)
     return out
 
@@ -224,7 +225,8 @@ def _random_affine(x: torch.Tensor, generator, max_degrees: float = 12.0, max_sc
     zoom = 1 + u[:, 1] * max_scale
     cos, sin = torch.cos(angle) / zoom, torch.sin(angle) / zoom
     tx, ty = u[:, 2] * max_shift * 2 / w, u[:, 3] * max_shift * 2 / h  # one pixel is 2/w in grid units
-    theta = torch.stack([torch.stack([cos, -sin, tx], 1), torch.stack([sin, cos, ty], 1)], 1).to(x.device)
+    theta = host_to_device(torch.stack([torch.stack([cos, -sin, tx], 1), torch.stack([sin, cos, ty], 1)], 1),
+                           x.device)
     grid = torch.nn.functional.affine_grid(theta, list(x.shape), align_corners=False)
     out = torch.nn.functional.grid_sample(x.float(), grid, mode="bilinear", padding_mode="zeros",
                                           align_corners=False)
@@ -233,8 +235,9 @@ def _random_affine(x: torch.Tensor, generator, max_degrees: float = 12.0, max_sc
 
 def normalize(x: torch.Tensor, mean, std) -> torch.Tensor:
     """uint8 ``[0, 255]`` -> float, per-channel standardised."""
-    m = torch.tensor(mean, device=x.device).view(1, -1, 1, 1)
-    s = torch.tensor(std, device=x.device).view(1, -1, 1, 1)
+    # built on the CPU and copied without a wait: torch.tensor(..., device="cuda") would stall every step
+    m = host_to_device(torch.tensor(mean, dtype=torch.float32), x.device).view(1, -1, 1, 1)
+    s = host_to_device(torch.tensor(std, dtype=torch.float32), x.device).view(1, -1, 1, 1)
     return (x.float() / 255 - m) / s
 
 

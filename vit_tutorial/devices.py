@@ -113,11 +113,38 @@ def device_name(device: str | torch.device | None = None) -> str:
             f"{'with' if cpu_has_avx512() else 'no'} AVX-512")
 
 
+def cuda_has_native_bf16(device: torch.device | None = None) -> bool:
+    """Whether the GPU does bf16 in hardware: compute capability 8.0 (Ampere) or later.
+
+    Why not ``torch.cuda.is_bf16_supported()``: by default it also says yes where bf16 is only
+    *emulated* (its ``including_emulation=True``), as on a free Colab T4 (capability 7.5). There
+    bf16 matrix products run on the slow path, while fp16 with a gradient scaler uses the tensor
+    cores the T4 has; so ``amp="auto"`` must ask about the hardware.
+    """
+    major, _ = torch.cuda.get_device_capability(device)
+    return major >= 8
+
+
+def host_to_device(t: torch.Tensor, device: torch.device | str) -> torch.Tensor:
+    """Copy a CPU tensor to ``device`` without making the CPU wait for the GPU.
+
+    A copy from ordinary (pageable) memory to a CUDA GPU first waits until the GPU has finished
+    everything queued before it; done a few times per training step (the random draws of the
+    augmentation), that stops the CPU from queueing the next step while the GPU computes this one.
+    From pinned memory the copy is queued like a kernel (``non_blocking=True``) and nothing waits.
+    PyTorch keeps the pinned buffer alive until the copy has run. Elsewhere this is ``t.to(device)``.
+    """
+    device = torch.device(device)
+    if device.type != "cuda" or t.device.type != "cpu":
+        return t.to(device)
+    return t.pin_memory().to(device, non_blocking=True)
+
+
 def resolve_amp(amp: str, device: torch.device) -> torch.dtype | None:
     """The autocast dtype for ``amp`` on ``device``, or ``None`` for full fp32.
 
-    ``auto``: bf16 on GPUs that have it, fp16 (with a gradient scaler) on older
-    GPUs, fp32 on CPU and MPS. ``bf16`` on a CPU is allowed only where it is native.
+    ``auto``: bf16 on GPUs that have it in hardware (:func:`cuda_has_native_bf16`), fp16 (with a
+    gradient scaler) on older GPUs such as the T4, fp32 on CPU and MPS. ``bf16`` on a CPU is allowed only where it is native.
     """
     if amp not in AMP_MODES:
         raise ValueError(f"amp must be one of {', '.join(AMP_MODES)}, got {amp!r}")
@@ -126,9 +153,10 @@ def resolve_amp(amp: str, device: torch.device) -> torch.dtype | None:
     if device.type == "cuda":
         if amp == "fp16":
             return torch.float16
-        if amp == "bf16" and not torch.cuda.is_bf16_supported():
-            raise ValueError("this GPU has no bf16 support; use --amp fp16 or --amp auto")
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        if amp == "bf16" and not cuda_has_native_bf16(device):
+            raise ValueError(f"{torch.cuda.get_device_name(device)} has no native bf16 (it needs compute capability "
+                             f"8.0 or later); use --amp fp16 or --amp auto")
+        return torch.bfloat16 if cuda_has_native_bf16(device) else torch.float16
     if device.type == "cpu":
         if amp == "bf16":
             if not cpu_supports_bf16():
@@ -157,5 +185,5 @@ def grad_scaler(device: torch.device, enabled: bool):
     return torch.cuda.amp.GradScaler(enabled=enabled and device.type == "cuda")
 
 
-__all__ = ["AMP_MODES", "pick_device", "cpu_supports_bf16", "cpu_has_avx512", "cpu_name", "device_name",
+__all__ = ["AMP_MODES", "pick_device", "cuda_has_native_bf16", "host_to_device", "cpu_supports_bf16", "cpu_has_avx512", "cpu_name", "device_name",
            "resolve_amp", "autocast", "grad_scaler"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from .augment import flip_averaged_logits
 from .data import model_input
 from .devices import autocast
 from .distill import distillation_loss
@@ -72,11 +73,13 @@ def train_step(model, optimizer, images: torch.Tensor, labels: torch.Tensor, *, 
 
 
 @torch.inference_mode()
-def evaluate(model, x, y, mean, std, device, batch_size: int = 500, amp_dtype=None, image_size=None):
+def evaluate(model, x, y, mean, std, device, batch_size: int = 500, amp_dtype=None, image_size=None,
+             test_flip: bool = False):
     """Mean cross-entropy, accuracy and predictions of ``model`` on uint8 images ``x``.
 
     The model is put in eval mode (dropout off) for the pass and given back in the mode it came
-    in; ``image_size`` resizes the images first (fine-tuning at 224 px).
+    in; ``image_size`` resizes the images first (fine-tuning at 224 px); ``test_flip`` scores the
+    average of the logits for each image and its mirror image (``augment.flip_averaged_logits``).
     """
     was_training = model.training
     model.eval()
@@ -85,7 +88,7 @@ def evaluate(model, x, y, mean, std, device, batch_size: int = 500, amp_dtype=No
         xb = model_input(x[i:i + batch_size].to(device, non_blocking=True), mean, std, image_size)
         yb = y[i:i + batch_size].to(device, non_blocking=True)
         with autocast(device, amp_dtype):
-            logits = model(xb)
+            logits = flip_averaged_logits(model, xb) if test_flip else model(xb)
         total_loss += F.cross_entropy(logits.float(), yb, reduction="sum").item()
         correct += count_correct(logits, yb).item()
         preds.append(logits.argmax(-1).cpu())

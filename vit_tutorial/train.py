@@ -22,6 +22,7 @@ from pathlib import Path
 import torch
 
 from . import distributed
+from .augment import ModelEMA, mix_batch, random_erasing, trivial_augment
 from .checkpoint import (
     CHECKPOINT_FORMAT,
     HISTORY_KEYS,
@@ -35,7 +36,8 @@ from .checkpoint import (
     training_state,
 )
 from .data import ImageData, augment_batch, load_dataset, model_input
-from .devices import AMP_MODES, cpu_name, cpu_supports_bf16, device_name, grad_scaler, pick_device, resolve_amp
+from .devices import (AMP_MODES, cpu_name, cpu_supports_bf16, device_name, grad_scaler, host_to_device, pick_device,
+                      resolve_amp)
 from .distill import prepare_teacher
 from .finetune import load_pretrained, pretrained_state, resize_pos_embedding
 from .optim import adamw, lr_at, param_groups, set_lr
@@ -87,6 +89,12 @@ class _Run:
     train_seconds: float = 0.0
     init_notes: list = field(default_factory=list)
     teacher: torch.nn.Module | None = None  # distillation: frozen, in eval mode
+    ema: ModelEMA | None = None  # config.ema_decay > 0: the averaged weights, which are evaluated and returned
+
+    @property
+    def eval_model(self) -> torch.nn.Module:
+        """The model the test accuracy describes: the weight average when there is one."""
+        return self.ema.module if self.ema is not None else self.model
 
     @property
     def steps_per_epoch(self) -> int:
@@ -129,8 +137,10 @@ def train(config: TrainConfig | None = None, data: ImageData | None = None, out:
                 seconds = time.perf_counter() - t0
                 run.train_seconds += seconds  # the evaluation below is not training time
                 # -- the held-out test set, in eval mode
-                test_loss, test_acc, _ = evaluate(run.model, data.x_test, data.y_test, data.mean, data.std,
-                                                  run.device, amp_dtype=run.amp_dtype, image_size=config.image_size)
+                test_loss, test_acc, _ = evaluate(run.eval_model, data.x_test, data.y_test, data.mean, data.std,
+                                                  run.device, amp_dtype=run.amp_dtype, image_size=config.image_size,
+                                                  test_flip=config.test_flip,
+                                                  batch_size=2000 if run.device.type == "cuda" else 500)
                 # -- record the epoch; checkpoint it and rewrite the report; let the caller look
                 n = len(run.x_train)
                 for key, value in zip(HISTORY_KEYS, (epoch + 1, loss_sum / n, correct / n, test_loss, test_acc,
@@ -182,9 +192,16 @@ def _set_up(config: TrainConfig, data: ImageData, procs, saved: dict | None, sou
     scaler = grad_scaler(device, enabled=amp_dtype == torch.float16)
     run = _Run(config, data, procs, device, amp_dtype, model_config, model, model, optimizer, scaler, generator,
                data.x_train.to(device), data.y_train.to(device), {k: [] for k in HISTORY_KEYS},
-               init_notes=init_notes, teacher=teacher)
+               init_notes=init_notes, teacher=teacher,
+               ema=ModelEMA(model, config.ema_decay) if config.ema_decay > 0 else None)
     if saved is not None:
         restore_training_state(saved, source, model, optimizer, scaler, generator)
+        if run.ema is not None:  # the checkpoint's "model" is the average; the trained weights sit beside it
+            if "training_model" not in saved:
+                raise CheckpointError(f"{source} has no weight average, but this run asks for ema_decay="
+                                      f"{config.ema_decay:g}; resume with the same settings it was made with")
+            model.load_state_dict(saved["training_model"])
+            run.ema.load_state_dict({"module": saved["model"], "updates": saved["ema_updates"]})
         run.history = {k: list(v) for k, v in saved["history"].items()}
         run.start_epoch, run.train_seconds = saved["epoch"], saved["train_seconds"]
     step_model = distributed.wrap(model, procs, device)  # gradients are averaged across processes in backward()
@@ -196,7 +213,7 @@ def _train_one_epoch(run: _Run, epoch: int, bar, folder: RunFolder | None) -> tu
     """One pass over the training set; returns the summed loss, the number correct, and the last learning rate."""
     c, procs, n = run.config, run.procs, len(run.x_train)
     run.model.train()
-    order = torch.randperm(n, generator=run.generator).to(run.device)
+    order = host_to_device(torch.randperm(n, generator=run.generator), run.device)
     loss_sum = torch.zeros((), device=run.device)
     correct = torch.zeros((), device=run.device, dtype=torch.long)
     for i in range(run.steps_per_epoch):
@@ -206,11 +223,19 @@ def _train_one_epoch(run: _Run, epoch: int, bar, folder: RunFolder | None) -> tu
         xb, yb = run.x_train[idx], run.y_train[idx]
         if c.augment:  # drawn for the whole global batch, so every process stays in step
             xb = augment_batch(xb, run.data.augmentation, run.generator)
+            if c.trivial_augment:
+                xb = trivial_augment(xb, run.generator, c.trivial_augment)
+            if c.random_erasing:
+                xb = random_erasing(xb, run.generator, c.random_erasing)
         xb, yb = distributed.shard(xb, procs), distributed.shard(yb, procs)
-        loss, logits = train_step(run.step_model, run.optimizer, model_input(xb, run.data.mean, run.data.std,
-                                                                             c.image_size), yb,
+        inputs, targets = model_input(xb, run.data.mean, run.data.std, c.image_size), yb
+        if c.augment and (c.mixup or c.cutmix):  # soft targets; accuracy below is still counted on the labels
+            inputs, targets = mix_batch(inputs, yb, len(run.data.classes), run.generator, c.mixup, c.cutmix)
+        loss, logits = train_step(run.step_model, run.optimizer, inputs, targets,
                                   amp_dtype=run.amp_dtype, scaler=run.scaler, grad_clip=c.grad_clip,
                                   label_smoothing=c.label_smoothing, teacher=run.teacher)
+        if run.ema is not None:
+            run.ema.update(run.model)
         loss_sum += loss * len(yb)
         correct += count_correct(logits, yb)
         if i % 10 == 9 or i == run.steps_per_epoch - 1:  # every process checks the same sum
@@ -247,14 +272,18 @@ def _progress_bar(progress: bool | str, run: _Run):
 
 
 def _training_state(run: _Run, epoch: int) -> dict:
-    return training_state(model_config=run.model_config, train_config=run.config.to_dict(), data=run.data,
-                          model=run.model, optimizer=run.optimizer, scaler=run.scaler, epoch=epoch,
-                          train_seconds=run.train_seconds, history=run.history, generator=run.generator)
+    state = training_state(model_config=run.model_config, train_config=run.config.to_dict(), data=run.data,
+                           model=run.model, optimizer=run.optimizer, scaler=run.scaler, epoch=epoch,
+                           train_seconds=run.train_seconds, history=run.history, generator=run.generator)
+    if run.ema is not None:  # "model" is what load_model and export give: the weights the accuracy describes
+        state["training_model"], state["model"] = state["model"], run.ema.module.state_dict()
+        state["ema_updates"] = run.ema.updates
+    return state
 
 
 def _result(run: _Run, folder: RunFolder | None, wall_seconds: float) -> TrainResult:
     h = run.history
-    return TrainResult(run.model.eval(), h, h["test_accuracy"][-1] if h["epoch"] else float("nan"),
+    return TrainResult(run.eval_model.eval(), h, h["test_accuracy"][-1] if h["epoch"] else float("nan"),
                        run.train_seconds, str(run.device), run.config, run.model_config,
                        folder.path if folder is not None else None,
                        wall_seconds=wall_seconds, world_size=run.procs.world_size, rank=run.procs.rank,

@@ -38,35 +38,67 @@ class FeedForward(nn.Module):
         return self.net(x)
 
 
+class DropPath(nn.Module):
+    """Stochastic depth: in training, skip a residual branch for a random ``p`` of the images.
+
+    The kept branches are scaled by ``1 / (1 - p)`` so their expected sum is unchanged, and in eval
+    mode nothing is dropped. Each image in a batch trains a randomly shallower network; the full
+    one at test time behaves like an average of them (Huang et al., 2016; DeiT trains with it).
+    """
+
+    def __init__(self, p: float = 0.0):
+        super().__init__()
+        self.p = p
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0:
+            return x
+        keep = torch.rand((x.shape[0],) + (1,) * (x.dim() - 1), device=x.device) >= self.p
+        return x * keep.to(x.dtype) / (1 - self.p)
+
+    def extra_repr(self) -> str:
+        return f"p={self.p:g}"
+
+
 class Block(nn.Module):
     """One pre-norm encoder block: ``x + Attn(LN(x))``, then ``x + MLP(LN(x))``.
 
     Normalising *before* each sub-layer keeps the residual path an identity,
     which is why ViTs train without the warm-up tricks post-norm needs.
+    ``drop_path`` > 0 skips each branch for that share of the images while training (:class:`DropPath`).
     """
 
     def __init__(self, dim, heads, dim_head, mlp_dim, dropout=0.0, qkv_bias=False, attn_impl="sdpa",
-                 norm_eps=1e-5):
+                 norm_eps=1e-5, drop_path=0.0):
         super().__init__()
         self.norm1 = nn.LayerNorm(dim, eps=norm_eps)
         self.attn = Attention(dim, heads=heads, dim_head=dim_head, dropout=dropout,
                               qkv_bias=qkv_bias, impl=attn_impl)
         self.norm2 = nn.LayerNorm(dim, eps=norm_eps)
         self.mlp = FeedForward(dim, mlp_dim, dropout)
+        self.drop_path = DropPath(drop_path) if drop_path > 0 else None  # None: the block prints as before
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.attn(self.norm1(x))
-        return x + self.mlp(self.norm2(x))
+        if self.drop_path is None:
+            x = x + self.attn(self.norm1(x))
+            return x + self.mlp(self.norm2(x))
+        x = x + self.drop_path(self.attn(self.norm1(x)))
+        return x + self.drop_path(self.mlp(self.norm2(x)))
 
 
 class Transformer(nn.Module):
-    """``depth`` encoder blocks and the final LayerNorm (the paper's ``LN(z_L)``)."""
+    """``depth`` encoder blocks and the final LayerNorm (the paper's ``LN(z_L)``).
+
+    ``drop_path`` is the stochastic-depth rate of the last block; it grows linearly from 0 in the
+    first, since early blocks compute what every later one builds on (as in DeiT).
+    """
 
     def __init__(self, dim, depth, heads, dim_head, mlp_dim, dropout=0.0, qkv_bias=False,
-                 attn_impl="sdpa", final_norm=True, norm_eps=1e-5):
+                 attn_impl="sdpa", final_norm=True, norm_eps=1e-5, drop_path=0.0):
         super().__init__()
+        rates = [drop_path * i / max(1, depth - 1) for i in range(depth)]
         self.layers = nn.ModuleList(
-            Block(dim, heads, dim_head, mlp_dim, dropout, qkv_bias, attn_impl, norm_eps) for _ in range(depth))
+            Block(dim, heads, dim_head, mlp_dim, dropout, qkv_bias, attn_impl, norm_eps, rate) for rate in rates)
         self.norm = nn.LayerNorm(dim, eps=norm_eps) if final_norm else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -97,7 +129,8 @@ def pool_tokens(x: torch.Tensor, pool: str) -> torch.Tensor:
 
 
 def check_vit_arguments(image_size, patch_size, num_classes, dim, depth, heads, mlp_dim, pool, channels,
-                        dim_head, dropout, emb_dropout, pos_embedding, patch_embed, attn_impl, norm_eps) -> None:
+                        dim_head, dropout, emb_dropout, pos_embedding, patch_embed, attn_impl, norm_eps,
+                        drop_path=0.0) -> None:
     """Raise a ``ValueError`` that names the first bad argument of :class:`ViT` and what would be valid."""
     check_patch_grid(image_size, patch_size)
     for name, value in (("num_classes", num_classes), ("dim", dim), ("depth", depth), ("heads", heads),
@@ -105,6 +138,8 @@ def check_vit_arguments(image_size, patch_size, num_classes, dim, depth, heads, 
         positive_int(name, value)
     fraction("dropout", dropout)
     fraction("emb_dropout", emb_dropout)
+    if isinstance(drop_path, bool) or not isinstance(drop_path, numbers.Real) or not 0 <= drop_path < 1:
+        raise ValueError(f"drop_path must be a number from 0 up to (not including) 1, got {drop_path!r}")
     choice("pool", pool, POOLS)
     choice("pos_embedding", pos_embedding, POS_EMBEDDINGS)
     choice("patch_embed", patch_embed, PATCH_EMBED_KINDS)
@@ -124,16 +159,18 @@ class ViT(nn.Module):
     (``'learned'`` | ``'sincos'`` | ``'none'``), ``patch_embed`` (``'linear'`` | ``'conv'`` |
     ``'conv_stem'``, a small convolutional stem: the hybrid of notebook 10),
     ``attn_impl`` (``'sdpa'`` | ``'einsum'``), ``final_norm`` and ``norm_eps`` (LayerNorm's
-    epsilon: torchvision and the paper's checkpoints use 1e-6).
+    epsilon: torchvision and the paper's checkpoints use 1e-6) and ``drop_path`` (stochastic depth,
+    the rate of the last block; see :class:`Transformer`).
     """
 
     def __init__(self, *, image_size, patch_size, num_classes, dim, depth, heads, mlp_dim,
                  pool="cls", channels=3, dim_head=64, dropout=0.0, emb_dropout=0.0,
                  qkv_bias=False, pos_embedding="learned", patch_embed="linear",
-                 attn_impl="sdpa", final_norm=True, norm_eps=1e-5):
+                 attn_impl="sdpa", final_norm=True, norm_eps=1e-5, drop_path=0.0):
         super().__init__()
         check_vit_arguments(image_size, patch_size, num_classes, dim, depth, heads, mlp_dim, pool, channels,
-                            dim_head, dropout, emb_dropout, pos_embedding, patch_embed, attn_impl, norm_eps)
+                            dim_head, dropout, emb_dropout, pos_embedding, patch_embed, attn_impl, norm_eps,
+                            drop_path)
         self.pool, self.channels = pool, channels
         self.to_patch_embedding = PatchEmbedding(image_size, patch_size, dim, channels, patch_embed)
         self.image_size = self.to_patch_embedding.image_size
@@ -150,7 +187,7 @@ class ViT(nn.Module):
             self.register_buffer("pos_embedding", table, persistent=False)
         self.dropout = nn.Dropout(emb_dropout)
         self.transformer = Transformer(dim, depth, heads, dim_head, mlp_dim, dropout,
-                                       qkv_bias, attn_impl, final_norm, norm_eps)
+                                       qkv_bias, attn_impl, final_norm, norm_eps, drop_path)
         self.mlp_head = nn.Linear(dim, num_classes)
         self.reset_parameters()
 
