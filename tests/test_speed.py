@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 
 from vit_tutorial.speed import RUNGS, fast_path
 
@@ -78,3 +79,20 @@ def test_recipe_timer_runs_small(tmp_path):
     assert len(r["seconds_per_epoch"]) == 2 and r["images_per_second"] > 0 and r["recipe_epochs"] == 200
     with pytest.raises(ValueError, match="unknown recipe"):
         _script("recipe_time").main(["--recipe", "nope"])
+
+
+def test_rungs_after_a_skipped_bf16_rung_run_in_fp32(monkeypatch):
+    """On a CPU without native bf16, rung 2 is skipped, so compile and fused AdamW must be timed in fp32."""
+    import vit_tutorial.speed as speed
+    seen = []
+    monkeypatch.setattr(speed, "cpu_supports_bf16", lambda: False)
+    monkeypatch.setattr(speed, "train_step", lambda *a, **k: seen.append(k["amp_dtype"]))
+    cfg = speed.preset_kwargs("cifar10", dim=16, depth=1, heads=2, dim_head=8, mlp_dim=32)
+    dev = torch.device("cpu")
+    batches = speed._Batches.make(cfg, 8, 4, dev)
+    for rung in (0, 1, 3, 4):
+        speed._rung_step(rung, cfg, batches, dev, None)()
+    assert seen == [None, None, None, None]
+    monkeypatch.setattr(speed, "cpu_supports_bf16", lambda: True)
+    speed._rung_step(4, cfg, batches, dev, None)()
+    assert seen[-1] is torch.bfloat16

@@ -81,7 +81,8 @@ def _rung_step(rung: int, cfg: dict, batches: _Batches, device: torch.device, co
     fn = torch.compile(model, mode=compile_mode) if rung >= 3 else model
     fused = rung >= 4
     opt = torch.optim.AdamW(param_groups(model, 0.05), lr=1e-4, fused=fused or None, foreach=None if fused else True)
-    dtype = torch.bfloat16 if rung >= 2 else None
+    # bf16 from rung 2 on, but only where rung 2 runs: a rung skipped here must not change the ones after it
+    dtype = torch.bfloat16 if rung >= 2 and _skip_reason(2, device) is None else None
     mean, std = (0.5,) * model.channels, (0.25,) * model.channels
     count = iter(range(1 << 62))
 
