@@ -223,8 +223,10 @@ def check_metadata(state: dict, source, outputs: int, channels: int) -> tuple[li
     classes = data.get("classes")
     if classes is None:
         classes = [str(i) for i in range(outputs)]
-    if not isinstance(classes, (list, tuple)) or not all(isinstance(c, (str, int)) for c in classes):
+    if not isinstance(classes, (list, tuple)):
         raise bad(f"its class names are a {type(classes).__name__}, not a list of names")
+    if odd := [c for c in classes if not isinstance(c, (str, int)) or isinstance(c, bool)]:
+        raise bad(f"its class names hold a {type(odd[0]).__name__}, not names")
     if len(classes) != outputs:
         raise bad(f"it names {len(classes)} classes, but its model has {outputs} outputs")
     stats = []
@@ -265,7 +267,8 @@ def export_weights(checkpoint: str | Path, dest: str | Path, force: bool = False
             "test_accuracy": (history.get("test_accuracy") or [None])[-1],
             "versions": {"torch": str(torch.__version__), "python": platform.python_version()}}
     try:
-        return files.write(dest, checkpoint_writer(slim), describe_checkpoint)
+        with files:
+            return files.write(dest, checkpoint_writer(slim), describe_checkpoint)
     except OSError as e:
         raise CheckpointError(f"{write_failure(e, dest.resolve().parent)}; {dest} was not written") from None
 

@@ -31,6 +31,8 @@ def image_header(data: bytes) -> tuple[str, int, int, int]:
         if data.startswith(signature):
             try:
                 kind, width, height, orientation = parse(data)
+            except NotAnImage:
+                raise
             except (struct.error, IndexError, ValueError):
                 raise NotAnImage("truncated or damaged: its header ends early or does not add up") from None
             if width <= 0 or height <= 0:

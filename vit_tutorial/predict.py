@@ -170,7 +170,9 @@ def write_image(path: str | Path, rgb: np.ndarray, files: OutputFiles | None = N
     import cv2
 
     path = Path(path)
-    files = files if files is not None else OutputFiles("write_image", example="out.png")
+    if files is None:
+        with OutputFiles("write_image", example="out.png") as files:
+            return write_image(path, rgb, files)
     if not path.parent.is_dir():
         raise ImageError(f"cannot write {path}: no folder {path.parent}")
     try:
@@ -232,10 +234,15 @@ def run(args) -> int:
         raise ValueError("give --checkpoint or --weights imagenet, not both")
     positive_int("--top", args.top)
     overlays = attention_paths(args.attention, args.images) if args.attention else [None] * len(args.images)
+    source = [] if args.weights or not args.attention else [args.checkpoint or trained_digits_path()]
+    with OutputFiles("predict --attention", inputs=[*args.images, *source], force=args.force,
+                     example="out.png") as files:
+        return _predict_all(args, overlays, files)
+
+
+def _predict_all(args, overlays: list, files: OutputFiles) -> int:
+    """The body of :func:`run`, inside the block that holds the files it writes."""
     if args.attention:
-        source = [] if args.weights else [args.checkpoint or trained_digits_path()]
-        files = OutputFiles("predict --attention", inputs=[*args.images, *source], force=args.force,
-                            example="out.png")
         for overlay in overlays:
             files.check(overlay)
             if not overlay.parent.is_dir():

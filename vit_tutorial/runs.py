@@ -74,7 +74,9 @@ def write_outputs(result, curves: bool = True, files: OutputFiles | None = None)
 
     from .plots import plot_history
 
-    files = files if files is not None else OutputFiles("write_outputs", advice=RUN_ADVICE)
+    if files is None:
+        with OutputFiles("write_outputs", advice=RUN_ADVICE) as files:
+            return write_outputs(result, curves, files)
     out = Path(result.out)
     text = json.dumps(metrics_dict(result), indent=2) + "\n"
     files.write(out / "metrics.json", lambda f: f.write(text.encode()))
@@ -162,13 +164,17 @@ def run_folder(out: str | Path | None, resume: str | Path | None = None,
         for name in OUTPUTS:
             if continues:  # the run it continues wrote them: they are this run's to replace
                 files.adopt(path / name)
+            if (path / name).is_dir():
+                raise RunFolderError(f"{path / name} is a folder, where this run writes its {name}; move it "
+                                     f"away, or choose another output folder")
             try:
                 files.check(path / name)
             except ValueError as e:
                 raise RunFolderError(str(e)) from None
             for orphan in path.glob(f".{name}.*.tmp"):
                 orphan.unlink(missing_ok=True)
-        yield RunFolder(path, saved["epoch"] if continues and saved is not None else None, files)
+        with files:
+            yield RunFolder(path, saved["epoch"] if continues and saved is not None else None, files)
     finally:
         with contextlib.suppress(OSError):
             if (path / LOCK_NAME).read_text() == me:
