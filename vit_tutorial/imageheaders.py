@@ -62,6 +62,50 @@ def _png(data: bytes):
         pos = end
 
 
+#: Channels of a PNG by colour type: grey, RGB, palette, grey + alpha, RGBA.
+_PNG_CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}
+
+
+def check_pixels(kind: str, data: bytes) -> None:
+    """For a PNG whose header passed (size within the limit), inflate its compressed pixels a little at a
+    time, keeping nothing, and check each row's filter byte.
+
+    Why: libpng prints its own complaint on stderr before OpenCV gives up on a damaged stream, so
+    a damaged PNG would not be one line. This also refuses a stream that stops short of the last row.
+    Other formats are left to the decoder (JPEG has no checksums to check).
+    """
+    if kind != "PNG":
+        return
+    width, height = struct.unpack(">II", data[16:24])
+    pixels, pos = [], 8
+    while pos + 12 <= len(data):  # image_header walked these chunks already: they are whole
+        length, chunk = struct.unpack(">I4s", data[pos:pos + 8])
+        if chunk == b"IDAT":
+            pixels.append(memoryview(data)[pos + 8:pos + 8 + length])
+        pos += 12 + length
+    bit_depth, colour, interlaced = data[24], data[25], data[28]
+    if colour not in _PNG_CHANNELS or bit_depth not in (1, 2, 4, 8, 16):
+        raise NotAnImage(f"a damaged PNG: colour type {colour} at {bit_depth} bits is not a PNG format")
+    stride = 1 + (width * _PNG_CHANNELS[colour] * bit_depth + 7) // 8  # a filter byte, then the row
+    inflate, total = zlib.decompressobj(), 0
+    try:
+        for part in pixels:
+            while part:
+                out = inflate.decompress(part, 1 << 22)
+                if not interlaced:
+                    first = (-total) % stride  # where the next row starts in this piece
+                    if any(b > 4 for b in out[first::stride]):
+                        raise NotAnImage("a damaged PNG: a row of its pixels has an unknown filter")
+                total += len(out)
+                part = inflate.unconsumed_tail
+                if total > stride * height:
+                    break
+    except zlib.error as e:
+        raise NotAnImage(f"a damaged PNG: its compressed pixels are not valid ({e})") from None
+    if not interlaced and total < stride * height:
+        raise NotAnImage(f"a damaged PNG: its pixels stop after {total // stride} of its {height} rows")
+
+
 #: JPEG markers that start a frame (SOF0-15 except DHT C4, JPG C8, DAC CC): they hold the image's size.
 _SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
 
@@ -187,4 +231,4 @@ _PARSERS = ((b"\x89PNG\r\n\x1a\n", _png), (b"\xff\xd8", _jpeg), (b"BM", _bmp), (
             (b"MM\0*", _tiff), (b"RIFF", _webp)) + tuple((b"P" + bytes([c]), _pnm) for c in b"123456")
 
 
-__all__ = ["IMAGE_SUFFIXES", "NotAnImage", "image_header"]
+__all__ = ["IMAGE_SUFFIXES", "NotAnImage", "image_header", "check_pixels"]

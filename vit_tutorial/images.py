@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .imageheaders import IMAGE_SUFFIXES, NotAnImage, image_header
+from .imageheaders import IMAGE_SUFFIXES, NotAnImage, check_pixels, image_header
 from .imagedata import DATASETS, DataUnavailableError, ImageData, channel_stats
 
 FALLBACK_MEMORY_LIMIT = 4 * 2 ** 30  # where the machine's memory cannot be read (Windows)
@@ -89,6 +89,7 @@ def read_image(path: str | Path, max_pixels: int | None = None, max_bytes: int |
             raise NotAnImage(f"its {kind} header declares {width}x{height} pixels ({width * height / 1e6:,.0f} "
                            f"million), more than the {max_pixels / 1e6:,.0f} million allowed (a decompression "
                            f"bomb?); if it is a real image, raise the limit: {MAX_PIXELS_VAR}={width * height}")
+        check_pixels(kind, data)
         img = _decode(cv2, data)
     except NotAnImage as e:
         raise ImageError(f"{path}: {e}") from None
