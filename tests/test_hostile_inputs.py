@@ -393,6 +393,8 @@ def race_two_writers(target: Path):
             results[name] = files.write(target, write)
         except ValueError as e:
             results[name] = str(e)
+        finally:
+            files.close()
 
     threads = [threading.Thread(target=writer, args=(n,)) for n in "AB"]
     for t in threads:
@@ -452,6 +454,7 @@ def test_a_writer_never_replaces_what_another_put_there(work, event, match):
         with pytest.raises(ValueError, match=match) as e:
             files.write(target, write)
         assert len(str(e.value).splitlines()) == 1 and target.read_bytes() == user
+    files.close()
     assert not list(work.glob(".metrics.json.*.tmp"))
 
 
