@@ -82,9 +82,13 @@ def test_a_flat_folder_is_split_the_same_way_every_time_and_per_class(tmp_path):
 def test_train_and_test_subfolders_are_the_split(tmp_path):
     make_folder(tmp_path / "d" / "train", n=3)
     make_folder(tmp_path / "d" / "val", classes=("cat", "fish"), n=2)
+    # a class with no test images would be left out of the test accuracy without a word: refused
+    with pytest.raises(DataUnavailableError, match=r"class\(es\) dog of .*train have no test images in .*val"):
+        split_folder(tmp_path / "d")
+    make_folder(tmp_path / "d" / "val", classes=("dog",), n=1)
     classes, train, test = split_folder(tmp_path / "d")
-    assert classes == ["cat", "dog", "fish"] and len(train) == 9 and len(test) == 4
-    assert {label for _, label in test} == {0, 2}
+    assert classes == ["cat", "dog", "fish"] and len(train) == 9 and len(test) == 5
+    assert {label for _, label in test} == {0, 1, 2}
     make_folder(tmp_path / "d" / "test", classes=("bird",), n=1)  # test/ wins over val/
     with pytest.raises(DataUnavailableError, match="has classes that .* lacks: bird"):
         split_folder(tmp_path / "d")

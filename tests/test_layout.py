@@ -118,3 +118,46 @@ def test_every_public_function_has_a_caller():
     unused = [f"{path.relative_to(ROOT)}: {name}" for path, name in _defined_public_functions()
               if words[name] <= definitions[name]]
     assert not unused, unused
+
+
+def _package_imports() -> dict[str, set[str]]:
+    """module -> the package's modules it imports anywhere in its file (at the top or inside a function)."""
+    graph = {}
+    for path in MODULES:
+        parts = path.relative_to(PACKAGE).with_suffix("").parts
+        name = parts[0] if parts[0] != "__init__" else "__init__"  # a subpackage counts as one module
+        here = graph.setdefault(name, set())
+        for node in ast.walk(tree(path)):
+            if isinstance(node, ast.ImportFrom) and node.level:
+                depth = len(parts) - 1  # how many folders below vit_tutorial/ the file is
+                inside = node.level > depth  # the import reaches vit_tutorial/ itself
+                if not inside:
+                    continue
+                targets = [node.module.split(".")[0]] if node.module else [a.name for a in node.names]
+            elif isinstance(node, (ast.Import, ast.ImportFrom)):
+                names = [node.module] if isinstance(node, ast.ImportFrom) else [a.name for a in node.names]
+                targets = [n.split(".")[1] for n in names if n and n.startswith("vit_tutorial.")]
+            else:
+                continue
+            here.update(t for t in targets if t != name and ((PACKAGE / f"{t}.py").is_file() or (PACKAGE / t).is_dir()))
+    return graph
+
+
+def test_no_module_of_the_package_imports_in_a_cycle():
+    """The package reads one way (issue 24): each module builds only on modules below it."""
+    graph, state, cycles = _package_imports(), {}, []
+
+    def visit(name: str, path: list[str]) -> None:
+        state[name] = "open"
+        for other in sorted(graph.get(name, ())):
+            if state.get(other) == "open":
+                cycles.append(" -> ".join(path[path.index(other):] + [other]))
+            elif other not in state:
+                visit(other, path + [other])
+        state[name] = "done"
+
+    for name in sorted(graph):
+        if name not in state:
+            visit(name, [name])
+    assert graph["data"] >= {"cifar", "images"}  # the walk sees the imports it must
+    assert not cycles, cycles

@@ -5,7 +5,7 @@ exception), no traceback, one line that names the problem, and no file changed o
 run's own folder (most cases: no file changed at all). The files are made here: a tiny finished
 run, checkpoints damaged in one way each, CIFAR-10 batches and archives in the real format.
 
-Faults: a full disk is simulated by replacing ``open`` inside ``vit_tutorial.checkpoint`` (the
+Faults: a full disk is simulated by replacing ``open`` inside ``vit_tutorial.files`` (the
 one place every run output is written) with a file whose writes fail with ENOSPC or EIO: a real
 small file system would need root to mount. A read-only location is a ``chmod 555`` folder,
 which root ignores, so as root (and everywhere) ``/sys`` stands in: the kernel refuses writes there.
@@ -39,6 +39,7 @@ from vit_tutorial import checkpoint as C
 from vit_tutorial import cli
 from vit_tutorial import cifar as CF
 from vit_tutorial import data as D
+from vit_tutorial import files as F
 from vit_tutorial.checkpoint import CheckpointError, export_weights, load_checkpoint, load_model
 from vit_tutorial.data import DataUnavailableError, load_cifar10, load_digits
 from vit_tutorial.runs import LOCK_NAME, RunFolder, RunFolderError
@@ -424,12 +425,12 @@ class FailingFile:
 
 
 def fail_writes(monkeypatch, code: int, name: str) -> None:
-    """From now on, every new file written through vit_tutorial.checkpoint whose name contains ``name`` fails."""
+    """From now on, every new file written through vit_tutorial.files whose name contains ``name`` fails."""
     def fake_open(file, mode="r", *args, **kwargs):
         f = builtins.open(file, mode, *args, **kwargs)
         return FailingFile(f, code) if "x" in mode and name in Path(file).name else f
 
-    monkeypatch.setattr(C, "open", fake_open, raising=False)
+    monkeypatch.setattr(F, "open", fake_open, raising=False)
 
 
 @pytest.mark.parametrize("code,target,match,epoch", [

@@ -3,14 +3,18 @@
     attention     scaled dot-product attention, by hand (einsum) and fused (SDPA)   notebooks 01-02
     patches       an image as patch tokens (einops + Linear, or Conv2d); positions  notebook 03
     vit           the encoder block, the full ViT and the paper's model sizes       notebook 04
+    imagedata     ImageData, what every dataset is in memory; the data errors       notebook 05
     data          the embedded digits, sample photos, batch augmentation            notebooks 00, 03, 05
     cifar         CIFAR-10: downloaded once, checked, read without trusting the files notebook 05
     locations     where the data is (a clone, an installed wheel, VIT_TUTORIAL_DATA) and where downloads go
-    images        your own images: any file OpenCV reads; a folder of class subfolders as a dataset
+    imageheaders  a file's image format, size and orientation, before decoding   notebook 07
+    images        your own images, read without trusting them; folder datasets   notebooks 05, 07
     devices       CPU or GPU, mixed precision, and naming the hardware honestly     notebooks 05, 09
     optim         AdamW with decay on matrices only, the warm-up + cosine schedule  notebook 05
     step          one training step, one evaluation, accuracy                       notebook 05
-    checkpoint    atomic writes, safe reads, resume state, weights-only export      notebook 05
+    augment       CIFAR-10's regularisers on the GPU: TrivialAugment, erasing, Mixup/CutMix, EMA   notebooks 05, 09
+    files         the one rule for every file written: atomic, never over yours     notebooks 05, 07
+    checkpoint    safe reads, resume state, weights-only export                     notebook 05
     recipes       TrainConfig and the named recipes                                 notebook 05
     distributed   several processes under torchrun (DistributedDataParallel)
     runs          what a run leaves in its folder: metrics.json, curves.png

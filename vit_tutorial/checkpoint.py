@@ -9,8 +9,6 @@ streams and the history, so that a resumed run continues exactly where it stoppe
 from __future__ import annotations
 
 import contextlib
-import errno
-import os
 import platform
 import re
 import zipfile
@@ -18,6 +16,7 @@ from pathlib import Path
 
 import torch
 
+from .files import OutputFiles, atomic_write, write_failure
 from .recipes import build_model
 from .validate import first_line
 
@@ -35,31 +34,6 @@ MAX_INFLATION = 4
 class CheckpointError(RuntimeError):
     """A checkpoint that cannot be used: unreadable, damaged, not ours, made for another configuration,
     or one that cannot be written where it was asked to go."""
-
-
-def atomic_write(path: str | Path, write) -> Path:
-    """Call ``write(f)`` on a new file that replaces ``path`` only once it is complete and on disk.
-
-    Why: writing in place means a crash, a full disk or Ctrl-C halfway through destroys the
-    last good file. Here the bytes go to a temporary file in the same folder, are flushed to
-    disk, and only then renamed over ``path`` (a rename within one file system is atomic).
-    The file is created like any other the user writes (``open``: their umask decides who may
-    read it), not private to them as ``tempfile.mkstemp`` would make it.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}-{os.urandom(4).hex()}.tmp")
-    try:
-        with open(tmp, "xb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    return path
 
 
 class _WriteRecorder:
@@ -82,10 +56,17 @@ class _WriteRecorder:
 def save_checkpoint(path: str | Path, state: dict) -> Path:
     """Write ``state`` so that ``path`` always holds either the old or the new file, never half of one.
 
-    Why not ``torch.save(state, path)``: that writes in place (see :func:`atomic_write`). A write
-    that fails raises the ``OSError`` that says why (``ENOSPC``: no space left), not torch's
-    RuntimeError about file positions.
+    Why not ``torch.save(state, path)``: that writes in place (see :func:`vit_tutorial.files.atomic_write`).
+    A write that fails raises the ``OSError`` that says why (``ENOSPC``: no space left), not torch's
+    RuntimeError about file positions. This replaces ``path`` as ``torch.save`` would; the commands
+    (a run's folder, ``export``) write through :class:`vit_tutorial.files.OutputFiles` with
+    :func:`checkpoint_writer`, which also refuses to replace a file that is not theirs.
     """
+    return atomic_write(path, checkpoint_writer(state))
+
+
+def checkpoint_writer(state: dict):
+    """The ``write(f)`` that saves ``state`` into an open file, for :func:`vit_tutorial.files.atomic_write`."""
     def write(f):
         recorder = _WriteRecorder(f)
         try:
@@ -94,8 +75,7 @@ def save_checkpoint(path: str | Path, state: dict) -> Path:
             if recorder.error is not None:
                 raise recorder.error from None
             raise
-
-    return atomic_write(path, write)
+    return write
 
 
 def load_checkpoint(path: str | Path, training: bool = False) -> dict:
@@ -203,19 +183,67 @@ def load_model(path: str | Path, expected_config: dict | None = None, device="cp
     """A ready model (in eval mode) from a checkpoint; with ``expected_config``, refuse any other.
 
     A ViT, or the kind its ``model_config`` names (notebook 10's CNN and distilled ViT)."""
-    state = load_checkpoint(path)
+    return model_from_state(load_checkpoint(path), path, expected_config, device)
+
+
+def model_from_state(state: dict, source, expected_config: dict | None = None, device="cpu") -> torch.nn.Module:
+    """The model a checked checkpoint ``state`` describes (what :func:`load_model` does after reading the file).
+
+    Why separate: ``predict`` reads the file once and uses the same state for the model and its
+    metadata, so a file replaced in between cannot pair one checkpoint's weights with another's classes.
+    """
     cfg = state["model_config"]
     if expected_config is not None and (diff := config_diff(cfg, expected_config)):
-        raise CheckpointError(f"{path} was made for a different model: " + "; ".join(diff))
+        raise CheckpointError(f"{source} was made for a different model: " + "; ".join(diff))
     try:
         model = build_model(cfg)
     except (TypeError, ValueError) as e:
-        raise CheckpointError(f"{path}: its model_config does not make a model ({first_line(e)})") from None
+        raise CheckpointError(f"{source}: its model_config does not make a model ({first_line(e)})") from None
     try:
         model.load_state_dict(state["model"])
     except RuntimeError as e:
-        raise CheckpointError(f"{path}: weights do not fit the model ({first_line(e)})") from None
+        raise CheckpointError(f"{source}: weights do not fit the model ({first_line(e)})") from None
     return model.to(device).eval()
+
+
+def check_metadata(state: dict, source, outputs: int, channels: int) -> tuple[list[str], tuple, tuple]:
+    """``(class names, mean, std)`` of a checkpoint, checked against the model it describes.
+
+    A prediction reads the class names and the normalisation from the checkpoint's ``data``
+    entry: names fewer than the model's outputs would fail on the first image (an IndexError that
+    seems to blame it), statistics for the wrong number of channels would fail in ``normalize``.
+    Both are the checkpoint's fault, and this says so in one line before any image is read.
+    """
+    data = state["data"]
+
+    def bad(why: str) -> CheckpointError:
+        return CheckpointError(f"{source}: the checkpoint does not fit its own model: {why}; it is damaged or "
+                               f"was edited: export it again from the run's checkpoint.pt, or retrain")
+
+    classes = data.get("classes")
+    if classes is None:
+        classes = [str(i) for i in range(outputs)]
+    if not isinstance(classes, (list, tuple)):
+        raise bad(f"its class names are a {type(classes).__name__}, not a list of names")
+    if odd := [c for c in classes if not isinstance(c, (str, int)) or isinstance(c, bool)]:
+        raise bad(f"its class names hold a {type(odd[0]).__name__}, not names")
+    if len(classes) != outputs:
+        raise bad(f"it names {len(classes)} classes, but its model has {outputs} outputs")
+    stats = []
+    for key in ("mean", "std"):
+        value = data.get(key)
+        if value is None:
+            raise bad(f"it does not record its training data's normalisation (no data['{key}'])")
+        if not isinstance(value, (list, tuple)) or not all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) and v == v and abs(v) != float("inf")
+                for v in value):
+            raise bad(f"its normalisation {key} is {value!r}, not a list of numbers")
+        if len(value) != channels:
+            raise bad(f"its normalisation {key} has {len(value)} values, but its model takes {channels} channel(s)")
+        stats.append(tuple(float(v) for v in value))
+    if any(v <= 0 for v in stats[1]):
+        raise bad(f"its normalisation std {list(stats[1])} has a value that is not positive")
+    return [str(c) for c in classes], stats[0], stats[1]
 
 
 def export_weights(checkpoint: str | Path, dest: str | Path, force: bool = False) -> Path:
@@ -223,12 +251,13 @@ def export_weights(checkpoint: str | Path, dest: str | Path, force: bool = False
 
     Drops the optimizer, scaler and RNG state (two thirds of the file) and keeps the model, its
     configuration, the data's normalisation and how it was made. :func:`load_model` reads it.
-    An existing ``dest`` is replaced only with ``force=True``: it may be another run's checkpoint.
+    Written by the package's one rule (:class:`vit_tutorial.files.OutputFiles`): an existing
+    ``dest`` is replaced only with ``force=True`` (it may be another run's checkpoint), and never
+    when it is the ``checkpoint`` being exported.
     """
     dest = Path(dest)
-    if dest.resolve() == Path(checkpoint).resolve():
-        raise ValueError(f"export would overwrite its own source {checkpoint}; choose another destination")
-    check_destination(dest, force)
+    files = OutputFiles("export", inputs=[checkpoint], force=force)
+    files.check(dest, describe_checkpoint)
     state = load_checkpoint(checkpoint)
     history = state.get("history") or {}
     slim = {"format": CHECKPOINT_FORMAT, "model_config": state["model_config"],
@@ -238,32 +267,19 @@ def export_weights(checkpoint: str | Path, dest: str | Path, force: bool = False
             "test_accuracy": (history.get("test_accuracy") or [None])[-1],
             "versions": {"torch": str(torch.__version__), "python": platform.python_version()}}
     try:
-        return save_checkpoint(dest, slim)
+        with files:
+            return files.write(dest, checkpoint_writer(slim), describe_checkpoint)
     except OSError as e:
         raise CheckpointError(f"{write_failure(e, dest.resolve().parent)}; {dest} was not written") from None
 
 
-def check_destination(dest: Path, force: bool = False) -> None:
-    """Refuse, before any work, a destination that is a folder, lies under a file, or exists (unless ``force``)."""
-    if dest.is_dir():
-        raise ValueError(f"{dest} is a folder; give a file name, e.g. {dest / 'model.pt'}")
-    above = next((p for p in dest.parents if p.exists()), None)
-    if above is not None and not above.is_dir():
-        raise ValueError(f"cannot write {dest}: {above} is a file, not a folder")
-    if dest.exists() and not force:
-        what = "a file"
-        with contextlib.suppress(CheckpointError, OSError):
-            what = "a training checkpoint (a run that can be resumed)" if "optimizer" in load_checkpoint(dest) \
-                else "a checkpoint"
-        raise ValueError(f"{dest} already exists and is {what}; choose another destination, "
-                         f"or replace it with --force (force=True)")
-
-
-def write_failure(e: OSError, folder: Path) -> str:
-    """One line for a write that failed: a full disk said plainly, anything else with the system's reason."""
-    if e.errno in (errno.ENOSPC, errno.EDQUOT):
-        return f"no space left on {folder}"
-    return f"could not write into {folder} ({e.strerror or first_line(e)})"
+def describe_checkpoint(path: Path) -> str:
+    """What an existing file is, for a refusal to replace it: a run that can be resumed is worth saying."""
+    what = "a file"
+    with contextlib.suppress(CheckpointError, OSError):
+        what = "a training checkpoint (a run that can be resumed)" if "optimizer" in load_checkpoint(path) \
+            else "a checkpoint"
+    return what
 
 
 # --------------------------------------------------------------------------- the state of a training run
@@ -308,6 +324,6 @@ def restore_training_state(state: dict, source, model, optimizer, scaler, genera
 
 
 __all__ = ["CHECKPOINT_FORMAT", "HISTORY_KEYS", "CheckpointError", "atomic_write", "save_checkpoint",
-           "load_checkpoint", "check_archive", "check_state", "config_diff", "load_model", "export_weights",
-           "check_destination", "write_failure", "rng_state", "set_rng_state", "training_state",
+           "checkpoint_writer", "load_checkpoint", "check_archive", "check_state", "config_diff", "load_model",
+           "model_from_state", "check_metadata", "export_weights", "describe_checkpoint", "write_failure", "rng_state", "set_rng_state", "training_state",
            "restore_training_state"]

@@ -1,7 +1,7 @@
 """Notebook 05 on a GPU: CIFAR-10, downloaded once, checked, and read without trusting the files.
 
-The official archive (163 MB) is downloaded into ``vit_tutorial.data.DOWNLOAD_DIR``, or put there
-by hand, and must match its published MD5 either way. It is extracted into a temporary folder
+The official archive (163 MB) is downloaded into the downloads folder (``vit_tutorial.data.DOWNLOAD_DIR``,
+see :mod:`vit_tutorial.locations`), or put there by hand, and must match its published MD5 either way. It is extracted into a temporary folder
 and moved into place only when complete; each pickled batch is read by a restricted unpickler
 within a size cap and checked (uint8 rows of 3,072 pixels, one label from 0 to 9 per image), so a
 damaged or hostile file gives a one-line error that names it, never a crash mid-training.
@@ -22,8 +22,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import data
-from .data import DataUnavailableError, ImageData, channel_stats, network_timeout
+from .files import publish_new
+from .imagedata import DataUnavailableError, ImageData, channel_stats
+from .locations import find_data, network_timeout
 from .validate import first_line
 
 CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
@@ -140,7 +141,11 @@ def _extract_cifar10(archive: Path, root: Path) -> None:
         missing = [n for n in CIFAR10_BATCHES if not (extracted / n).is_file()]
         if missing:
             raise DataUnavailableError(f"{archive} was rejected: it holds no cifar-10-batches-py/{missing[0]}")
-        os.rename(extracted, root / "cifar-10-batches-py")
+        try:
+            os.rename(extracted, root / "cifar-10-batches-py")
+        except OSError:
+            if not (root / "cifar-10-batches-py").is_dir():
+                raise  # else another process extracted it first: theirs is as good as ours
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -167,13 +172,16 @@ def _download_cifar10(root: Path) -> None:
         except DataUnavailableError:
             part.unlink(missing_ok=True)
             raise
-        os.replace(part, archive)
+        try:
+            publish_new(part, archive)  # never replaces an archive that appeared meanwhile
+        except FileExistsError:  # another process downloaded it too: the MD5 check below decides
+            part.unlink(missing_ok=True)
     _extract_cifar10(archive, root)
 
 
 def load_cifar10(root: str | Path | None = None, download: bool = True) -> ImageData:
     """CIFAR-10 as uint8 tensors; downloads (163 MB) into ``root`` if it is not there yet."""
-    root = Path(root) if root else data.DOWNLOAD_DIR
+    root = Path(root) if root else find_data()[1]
     folder = root / "cifar-10-batches-py"
     if folder.is_dir() and (missing := [n for n in CIFAR10_BATCHES if not (folder / n).is_file()]):
         raise DataUnavailableError(f"{folder} is incomplete (no {missing[0]}); delete that folder and extract or "

@@ -116,34 +116,46 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def check_data() -> int:
-    """Print what is present; exit 1 if something the offline notebooks need is missing."""
+    """Print what is present and whether the shipped files are intact (by SHA-256); exit 1 if something the
+    offline notebooks need is missing or damaged."""
     from torchvision.models import get_model_weights
 
     from . import data
-    from .locations import restore_hint
+    from .locations import SHIPPED_SHA256, restore_hint, shipped_damage
     from .pretrained import weights_dir
+
+    def shipped(relatives: list[str]) -> str | None:
+        """None when all are intact, "missing" when all are missing, else what is wrong with each."""
+        problems = {r: p for r in relatives if (p := shipped_damage(data.DATA_DIR, r)) is not None}
+        if problems and len(problems) == len(relatives) and all(p == "missing" for p in problems.values()):
+            return "missing"
+        return "; ".join(f"{r} {p}" if len(relatives) > 1 else p for r, p in problems.items()) or None
 
     weights_file = weights_dir() / get_model_weights("vit_b_16").IMAGENET1K_V1.url.rsplit("/", 1)[-1]
     cifar = data.DOWNLOAD_DIR / "cifar-10-batches-py"
     cifar_ok = all((cifar / n).is_file() for n in CIFAR10_BATCHES)
-    rows = [  # (present, needed offline, what, where, how to get it)
-        ((data.DATA_DIR / "digits.npz").is_file(), True, "digits (embedded)", data.DATA_DIR / "digits.npz",
+    photos = [r for r in SHIPPED_SHA256 if r.startswith("photos/")]
+    rows = [  # (problem or None, needed offline, what, where, how to get it)
+        (shipped(["digits.npz"]), True, "digits (embedded)", data.DATA_DIR / "digits.npz",
          restore_hint("digits.npz")),
-        (bool(data.photo_names()), True, "sample photos", data.DATA_DIR / "photos", restore_hint("photos/")),
-        ((data.DATA_DIR / "digits_vit.pt").is_file(), True, "trained digits model", data.DATA_DIR / "digits_vit.pt",
+        (shipped(photos), True, "sample photos", data.DATA_DIR / "photos", restore_hint("photos/")),
+        (shipped(["digits_vit.pt"]), True, "trained digits model", data.DATA_DIR / "digits_vit.pt",
          f"{restore_hint('digits_vit.pt')}; or make it: {data.TRAINED_DIGITS_COMMAND}"),
-        (cifar_ok, False, "CIFAR-10 (notebook 05 on a GPU, --dataset cifar10)", cifar,
+        (None if cifar_ok else "missing", False, "CIFAR-10 (notebook 05 on a GPU, --dataset cifar10)", cifar,
          "python -m vit_tutorial download"),
-        (weights_file.is_file(), False, "ImageNet ViT-B/16 weights (notebook 07, --init imagenet)", weights_file,
-         "python -m vit_tutorial download"),
+        (None if weights_file.is_file() else "missing", False,
+         "ImageNet ViT-B/16 weights (notebook 07, --init imagenet)", weights_file, "python -m vit_tutorial download"),
     ]
     print(f"data folder:      {data.DATA_DIR}  ({data.DATA_SOURCE})")
     print(f"downloads folder: {data.DOWNLOAD_DIR}  (CIFAR-10 and the ImageNet weights; created on first download)")
-    for ok, _, what, where, how in rows:
-        print(f"  {'ok     ' if ok else 'missing'}  {what}: {where}" + ("" if ok else f"\n           get it: {how}"))
-    missing_needed = [what for ok, needed, what, _, _ in rows if needed and not ok]
-    if missing_needed:
-        print(f"error: the offline notebooks need: {', '.join(missing_needed)}", file=sys.stderr)
+    for problem, _, what, where, how in rows:
+        state = "ok     " if problem is None else "missing" if problem == "missing" else "damaged"
+        detail = "" if problem in (None, "missing") else f" ({problem})"
+        print(f"  {state}  {what}: {where}{detail}" + ("" if problem is None else f"\n           get it: {how}"))
+    bad = [f"{what} ({'missing' if problem == 'missing' else 'damaged'})"
+           for problem, needed, what, _, _ in rows if needed and problem is not None]
+    if bad:
+        print(f"error: the offline notebooks need: {', '.join(bad)}", file=sys.stderr)
         return EXIT_FAILED
     return 0
 
@@ -152,7 +164,7 @@ def download() -> int:
     from . import data
     from .pretrained import torchvision_vit, weights_dir
 
-    data.load_cifar10(download=True)
+    data.load_cifar10(data.DOWNLOAD_DIR, download=True)
     print(f"CIFAR-10: ready in {data.DOWNLOAD_DIR}")
     torchvision_vit("vit_b_16", pretrained=True, progress=True)
     print(f"ImageNet ViT-B/16 weights: ready in {weights_dir()}")

@@ -10,147 +10,109 @@
 * a folder of your own images, one subfolder per class (:mod:`vit_tutorial.images`).
 * ``sample_photo(name)``: a few photographs for the patching and inference notebooks.
 
+The data path reads one way: :mod:`vit_tutorial.imagedata` (the ``ImageData`` type and its errors)
+at the bottom, the loaders above it (the digits here, ``cifar``, ``images``), and ``load_dataset`` on
+top. The shipped files are checked by their SHA-256 before use (:func:`shipped_file`).
+
 Both datasets are small enough to keep whole in memory as ``uint8`` tensors, so
 the training loop batches, augments and normalises them with tensor ops (on the
 GPU when there is one) instead of a per-image ``DataLoader``.
 """
 from __future__ import annotations
 
-import contextlib
 import math
-import socket
-from dataclasses import dataclass
+import zipfile
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from .cifar import CIFAR10_CLASSES, load_cifar10
 from .devices import host_to_device
-from .locations import find_data, restore_hint
-from .validate import positive_int
+from .imagedata import DATASETS, DataUnavailableError, ImageData, channel_stats
+from .images import check_dataset, load_image_folder, read_image
+from .locations import find_data, network_timeout, restore_hint, shipped_damage
+from .validate import first_line
 
 # Read at call time, so a test (or a notebook) can point them elsewhere. DATA_SOURCE says which of
 # the three places of vit_tutorial.locations they came from.
 DATA_DIR, DOWNLOAD_DIR, DATA_SOURCE = find_data()
 
-DATASETS = ("digits", "cifar10")
 AUGMENTATIONS = ("none", "shift", "crop_flip", "affine")
+DIGITS_KEYS = ("x_train", "y_train", "x_test", "y_test")
 
 
-class DataUnavailableError(RuntimeError):
-    """The data is neither on disk nor downloadable; the message says where to put it."""
+def shipped_file(relative: str) -> Path:
+    """The path of a file that ships in the data folder, once its SHA-256 matches the one it shipped with.
 
-
-@dataclass
-class ImageData:
-    """A whole dataset in memory: ``uint8`` images ``(N, C, H, W)`` and ``int64`` labels."""
-
-    name: str
-    x_train: torch.Tensor
-    y_train: torch.Tensor
-    x_test: torch.Tensor
-    y_test: torch.Tensor
-    classes: list[str]
-    mean: tuple[float, ...]  # per-channel, of the training images scaled to [0, 1]
-    std: tuple[float, ...]
-    augmentation: str = "none"  # the kind that suits it: 'shift' (digits) or 'crop_flip' (CIFAR)
-
-    @property
-    def image_size(self) -> tuple[int, int]:
-        return tuple(self.x_train.shape[-2:])
-
-    @property
-    def channels(self) -> int:
-        return self.x_train.shape[1]
-
-    def subset(self, n_train: int | None = None, n_test: int | None = None) -> "ImageData":
-        """The first ``n_train`` / ``n_test`` images (for smoke runs); the splits stay disjoint."""
-        return ImageData(self.name, self.x_train[:n_train], self.y_train[:n_train],
-                         self.x_test[:n_test], self.y_test[:n_test], self.classes,
-                         self.mean, self.std, self.augmentation)
-
-    def per_class(self, n: int) -> "ImageData":
-        """The first ``n`` training images of every class, in their original order (notebook 10).
-
-        Why not ``subset``: the first ``10 * n`` images hold each class by chance (the first 250 digits
-        hold 19 to 31 of each). Balanced sets make a data-size curve about size alone.
-        The test set and the normalisation stay those of the full data, so every size is scored on
-        the same 1,000 images with the same inputs.
-        """
-        keep = self._rows_per_class(positive_int("n", n), "per_class")
-        return ImageData(self.name, self.x_train[keep], self.y_train[keep], self.x_test, self.y_test,
-                         self.classes, self.mean, self.std, self.augmentation)
-
-    def validation_split(self, n: int) -> "ImageData":
-        """Training data with the last ``n`` training images of every class moved into the scored set.
-
-        Why: choosing settings by test accuracy lets the test set leak into the recipe, so the
-        benchmarks compare variants on these held-out training images and leave the test set alone.
-        The normalisation stays that of the full training set, so the only thing that changes is the split.
-        """
-        held = self._rows_per_class(positive_int("n", n), "validation_split", last=True, leave_some=True)
-        keep = torch.ones(len(self.y_train), dtype=torch.bool)
-        keep[held] = False
-        return ImageData(self.name, self.x_train[keep], self.y_train[keep], self.x_train[held], self.y_train[held],
-                         self.classes, self.mean, self.std, self.augmentation)
-
-    def _rows_per_class(self, n: int, call: str, last: bool = False, leave_some: bool = False) -> torch.Tensor:
-        """The training rows of the first (or last) ``n`` images of every class, in their original order.
-
-        ``leave_some``: at least one image of every class must stay behind (a split, not a subset).
-        """
-        counts = torch.bincount(self.y_train, minlength=len(self.classes))
-        fewest = int(counts.min())
-        if n > fewest - leave_some:
-            raise ValueError(f"{call}({n}): the training set of {self.name!r} has only {fewest} images of class "
-                             f"{self.classes[int(counts.argmin())]!r}; choose n {'<' if leave_some else '<='} {fewest}")
-        pick = slice(-n, None) if last else slice(None, n)
-        return torch.cat([(self.y_train == c).nonzero().flatten()[pick] for c in range(len(self.classes))]).sort().values
-
-    def __repr__(self) -> str:
-        return (f"ImageData({self.name!r}: train {tuple(self.x_train.shape)}, "
-                f"test {tuple(self.x_test.shape)}, {len(self.classes)} classes)")
-
-
-def channel_stats(x: np.ndarray, chunk: int = 256) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """Per-channel mean and standard deviation of ``uint8`` images ``(N, C, H, W)`` scaled to [0, 1].
-
-    A few hundred images at a time: a float copy of a whole large set would take four (float32) to eight
-    times its memory. The deviation is at least one grey level, so a set of blank images cannot divide by 0.
+    Why check: a damaged ``digits.npz`` otherwise fails deep inside NumPy (or worse, trains on
+    garbage), and a damaged model predicts nonsense; here it is refused in one line that names the
+    file and says how to restore it.
     """
-    total, squares = np.zeros(x.shape[1]), np.zeros(x.shape[1])
-    for start in range(0, len(x), chunk):
-        part = x[start:start + chunk].astype(np.float64) / 255
-        total += part.sum(axis=(0, 2, 3))
-        squares += (part ** 2).sum(axis=(0, 2, 3))
-    count = max(1, x.shape[0] * x.shape[2] * x.shape[3])
-    mean = total / count
-    std = np.sqrt(np.maximum(squares / count - mean ** 2, 0))
-    return tuple(mean.tolist()), tuple(np.maximum(std, 1 / 255).tolist())  # never 0: normalising divides by it
+    problem = shipped_damage(DATA_DIR, relative)
+    if problem == "missing" and relative == "digits.npz":
+        raise DataUnavailableError(f"the embedded digits are missing: expected {DATA_DIR / relative}; "
+                                   f"{restore_hint(relative)}")
+    if problem is not None:
+        raise DataUnavailableError(f"{DATA_DIR / relative} is {problem}; {restore_hint(relative)}")
+    return DATA_DIR / relative
 
 
 def load_digits(path: str | Path | None = None) -> ImageData:
-    """The embedded 5,000-digit MNIST subset: no network, loads in milliseconds."""
-    path = Path(path) if path else DATA_DIR / "digits.npz"
-    if not path.is_file():
-        raise DataUnavailableError(f"the embedded digits are missing: expected {path}; {restore_hint('digits.npz')}")
-    with np.load(path, allow_pickle=False) as f:
-        x_train, x_test = (torch.from_numpy(f[k]).unsqueeze(1) for k in ("x_train", "x_test"))
-        y_train, y_test = (torch.from_numpy(f[k].astype(np.int64)) for k in ("y_train", "y_test"))
+    """The embedded 5,000-digit MNIST subset: no network, loads in milliseconds.
+
+    The shipped file is checked by its SHA-256 first; a file of your own (``path``) is read with
+    ``allow_pickle=False`` and checked instead: four arrays, ``uint8`` images ``(N, 28, 28)``, one
+    label from 0 to 9 per image.
+    """
+    hint = restore_hint("digits.npz")
+    if path is None:
+        path = shipped_file("digits.npz")
+    elif not Path(path).is_file():
+        raise DataUnavailableError(f"the embedded digits are missing: expected {path}; {hint}")
+    x_train, y_train, x_test, y_test = _read_digits(Path(path), hint)
     mean, std = channel_stats(x_train.numpy())
     return ImageData("digits", x_train, y_train, x_test, y_test, [str(i) for i in range(10)],
                      mean, std, augmentation="affine")
 
 
-@contextlib.contextmanager
-def network_timeout(seconds: float = 20.0):
-    """A socket timeout for the downloads inside the block, so an offline machine fails in seconds, not minutes."""
-    old = socket.getdefaulttimeout()
-    socket.setdefaulttimeout(seconds)
+def _read_digits(path: Path, hint: str) -> list[torch.Tensor]:
+    """The four arrays of a digits file, each checked, as tensors; one line naming the file if anything is wrong."""
+    def bad(why: str) -> DataUnavailableError:
+        return DataUnavailableError(f"{path} is not a valid digits file ({why}); {hint}")
+
     try:
-        yield
-    finally:
-        socket.setdefaulttimeout(old)
+        loaded = np.load(path, allow_pickle=False)
+    except ValueError as e:  # NumPy's message invites allow_pickle=True: never on a file from elsewhere
+        why = "it holds pickled Python objects, which are never loaded: they could run code" \
+            if "pickle" in str(e) else first_line(e, 120)
+        raise bad(why) from None
+    except (OSError, EOFError, zipfile.BadZipFile) as e:
+        raise bad(f"{type(e).__name__}: {first_line(e, 120)}") from None
+    if not isinstance(loaded, np.lib.npyio.NpzFile):
+        raise bad("a single array, not an .npz archive of x_train, y_train, x_test, y_test")
+    arrays = {}
+    with loaded:
+        if missing := [k for k in DIGITS_KEYS if k not in loaded.files]:
+            raise bad(f"it has no {', '.join(missing)}")
+        for k in DIGITS_KEYS:
+            try:
+                arrays[k] = loaded[k]
+            except ValueError as e:
+                raise bad(f"its {k} holds Python objects, which are never loaded" if "pickle" in str(e)
+                          else f"its {k}: {first_line(e, 120)}") from None
+            except (OSError, EOFError, zipfile.BadZipFile) as e:
+                raise bad(f"its {k} is damaged: {type(e).__name__}: {first_line(e, 120)}") from None
+    for split in ("train", "test"):
+        x, y = arrays[f"x_{split}"], arrays[f"y_{split}"]
+        if x.dtype != np.uint8 or x.ndim != 3 or x.shape[1:] != (28, 28) or len(x) == 0:
+            raise bad(f"its x_{split} is {x.dtype} {x.shape}, expected uint8 (N, 28, 28)")
+        if y.dtype.kind not in "iu" or y.shape != (len(x),):
+            raise bad(f"its y_{split} is {y.dtype} {y.shape}, expected {len(x)} integer labels")
+        if y.min() < 0 or y.max() > 9:
+            raise bad(f"its y_{split} runs from {y.min()} to {y.max()}, expected 0 to 9")
+    return [torch.from_numpy(arrays[k]).unsqueeze(1) if k.startswith("x") else torch.from_numpy(arrays[k].astype(np.int64))
+            for k in DIGITS_KEYS]
 
 
 def load_dataset(name: str, root: str | Path | None = None, download: bool = True,
@@ -163,11 +125,7 @@ def load_dataset(name: str, root: str | Path | None = None, download: bool = Tru
     if name == "digits":
         return load_digits()
     if name == "cifar10":
-        from .cifar import load_cifar10
-
-        return load_cifar10(root, download)
-    from .images import check_dataset, load_image_folder
-
+        return load_cifar10(root or DOWNLOAD_DIR, download)
     check_dataset(name)
     if image_size is None:
         raise ValueError(f"loading the folder {name} needs an image_size (the model's input size)")
@@ -259,24 +217,20 @@ def photo_names() -> list[str]:
 
 
 def sample_photo_path(name: str = "chelsea") -> Path:
-    path = DATA_DIR / "photos" / f"{name}.jpg"
-    if not path.is_file():
+    """The path of a shipped sample photo, checked by its SHA-256 (:func:`shipped_file`)."""
+    if not (DATA_DIR / "photos" / f"{name}.jpg").is_file():
         names = photo_names()
         if not names:
             raise DataUnavailableError(f"the sample photos are missing from {DATA_DIR / 'photos'}; "
                                        f"{restore_hint('photos/')}")
         raise ValueError(f"no sample photo {name!r}; choose one of: {', '.join(names)}")
-    return path
+    return shipped_file(f"photos/{name}.jpg")
 
 
 def sample_photo(name: str = "chelsea") -> np.ndarray:
-    """A sample photo as an RGB ``uint8`` array ``(H, W, 3)`` (OpenCV reads BGR; this converts)."""
-    import cv2
-
-    bgr = cv2.imread(str(sample_photo_path(name)), cv2.IMREAD_COLOR)
-    if bgr is None:
-        raise DataUnavailableError(f"could not decode {sample_photo_path(name)}")
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    """A sample photo as an RGB ``uint8`` array ``(H, W, 3)``, read as any image is (:func:`read_image`)."""
+    img = read_image(sample_photo_path(name))
+    return np.repeat(img[..., None], 3, axis=2) if img.ndim == 2 else img
 
 
 # --------------------------------------------------------------------------- a trained model
@@ -295,8 +249,11 @@ def trained_digits_path() -> Path:
     if not path.is_file():
         raise DataUnavailableError(f"the trained digits model is missing from {DATA_DIR}; "
                                    f"{restore_hint('digits_vit.pt')}; or make your own: {TRAINED_DIGITS_COMMAND}")
-    return path
+    return shipped_file("digits_vit.pt")
 
 
-# CIFAR-10 has a module of its own (download, checks, safe reading); its names are re-exported here.
-from .cifar import CIFAR10_CLASSES, load_cifar10  # noqa: E402,F401  (cifar.py imports ImageData from this module)
+# The loaders' and the shared types' names, importable from here as they always were (notebooks use them).
+__all__ = ["DATA_DIR", "DOWNLOAD_DIR", "DATA_SOURCE", "DATASETS", "AUGMENTATIONS", "DataUnavailableError",
+           "ImageData", "channel_stats", "network_timeout", "load_digits", "load_cifar10", "CIFAR10_CLASSES",
+           "load_dataset", "shipped_file", "augment_batch", "normalize", "model_input", "photo_names",
+           "sample_photo_path", "sample_photo", "trained_digits_path", "TRAINED_DIGITS_COMMAND"]

@@ -1,9 +1,16 @@
-"""Your own images: any file OpenCV reads, one at a time or a whole folder of class subfolders as a dataset.
+"""Notebook 07 (and 05): your own images, one at a time or a whole folder of class subfolders as a dataset.
 
 ``read_image`` turns a file of any size and format into what the rest of the package expects
 (``uint8``, grey ``(H, W)`` or RGB ``(H, W, 3)``), and ``fit_image`` resizes it and gives it the
 model's channels. Training (``--dataset PATH``) and prediction (``predict``) both go through
 these two, so an image is prepared for a prediction exactly as the training images were.
+
+``read_image`` trusts nothing in the file. Before anything is decoded it refuses, in one line that
+names the file: an empty file, one larger than ``max_bytes``, one whose header is not that of a
+format it reads, a truncated PNG or JPEG, and one whose header declares more than ``max_pixels``
+(a decompression bomb: a 2.6 MB PNG can declare 30000x30000 pixels, 2.7 GB once decoded). Both
+limits can be raised (:func:`image_limits`); the headers are read by :mod:`vit_tutorial.imageheaders`. It turns the photo upright as its EXIF orientation
+says (phones store it sideways plus a tag, and OpenCV's ``IMREAD_UNCHANGED`` ignores the tag).
 
 A folder dataset uses the usual ImageFolder layout, one subfolder per class::
 
@@ -21,47 +28,144 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .data import DATASETS, DataUnavailableError, ImageData, channel_stats
+from .imageheaders import IMAGE_SUFFIXES, NotAnImage, check_pixels, image_header
+from .imagedata import DATASETS, DataUnavailableError, ImageData, channel_stats
 
-#: The file types a folder dataset picks up (what OpenCV decodes on every platform).
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm", ".pbm")
 FALLBACK_MEMORY_LIMIT = 4 * 2 ** 30  # where the machine's memory cannot be read (Windows)
+
+#: The limits of :func:`read_image`, and the environment variables that raise them.
+MAX_PIXELS_VAR, MAX_BYTES_VAR = "VIT_TUTORIAL_MAX_IMAGE_PIXELS", "VIT_TUTORIAL_MAX_IMAGE_BYTES"
+#: 100 million pixels: twice a 48-megapixel phone photo (8064x6048); up to 300 MB once decoded as RGB.
+DEFAULT_MAX_PIXELS = 100_000_000
+#: 256 MiB: a file larger than this is not a photo (and would be read whole into memory).
+DEFAULT_MAX_BYTES = 256 * 2 ** 20
 
 
 class ImageError(ValueError):
-    """An image that cannot be used: missing, not an image, or in a form this package does not read."""
+    """An image that cannot be used: missing, not an image, damaged, too large, or in a form not read here."""
 
 
-def read_image(path: str | Path) -> np.ndarray:
+def image_limits(max_pixels: int | None = None, max_bytes: int | None = None) -> tuple[int, int]:
+    """``(max_pixels, max_bytes)`` for :func:`read_image`: the arguments given, else the environment
+    variables ``VIT_TUTORIAL_MAX_IMAGE_PIXELS`` / ``VIT_TUTORIAL_MAX_IMAGE_BYTES``, else the defaults."""
+    limits = []
+    for value, var, default in ((max_pixels, MAX_PIXELS_VAR, DEFAULT_MAX_PIXELS),
+                                (max_bytes, MAX_BYTES_VAR, DEFAULT_MAX_BYTES)):
+        if value is None:
+            text = os.environ.get(var, "").strip().replace("_", "")
+            try:
+                value = int(text) if text else default
+            except ValueError:
+                raise ValueError(f"{var} must be a positive whole number, got {os.environ[var]!r}") from None
+            if value <= 0:
+                raise ValueError(f"{var} must be a positive whole number, got {os.environ[var]!r}")
+        elif isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+            raise ValueError(f"{'max_pixels' if var == MAX_PIXELS_VAR else 'max_bytes'} must be a positive "
+                             f"integer, got {value!r}")
+        limits.append(value)
+    return limits[0], limits[1]
+
+
+def read_image(path: str | Path, max_pixels: int | None = None, max_bytes: int | None = None) -> np.ndarray:
     """An image file as ``uint8``: grey ``(H, W)`` or RGB ``(H, W, 3)``, whatever its format or depth.
 
-    16-bit images are scaled to 8 bits; a transparent image is put on white (as a viewer shows it
-    on a white page: a dark digit drawn on a transparent canvas stays a dark digit on light).
+    Checked before decoding (see the module docstring); limits from :func:`image_limits`. Turned
+    upright by its EXIF orientation (JPEG, PNG, WebP; OpenCV does it for TIFF). 16-bit images are
+    scaled to 8 bits; a transparent image is put on white (as a viewer shows it on a white page: a
+    dark digit drawn on a transparent canvas stays a dark digit on light). Every failure, whatever
+    OpenCV or the file system raised, is an :class:`ImageError` of one line naming the file.
     """
     import cv2
 
     path = Path(path)
-    if not path.is_file():
-        raise ImageError(f"{path}: no such file" + (" (it is a folder)" if path.is_dir() else ""))
-    # np.fromfile + imdecode rather than cv2.imread: imread cannot open non-ASCII paths on Windows.
-    img = cv2.imdecode(np.fromfile(path, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
+    max_pixels, max_bytes = image_limits(max_pixels, max_bytes)
+    try:
+        if not path.is_file():
+            raise ImageError(f"{path}: no such file" + (" (it is a folder)" if path.is_dir() else "")
+                             if not path.exists() or path.is_dir() else f"{path}: not a regular file")
+        data = _read_bytes(path, max_bytes)
+        kind, width, height, orientation = image_header(data)
+        if width * height > max_pixels:
+            raise NotAnImage(f"its {kind} header declares {width}x{height} pixels ({width * height / 1e6:,.0f} "
+                           f"million), more than the {max_pixels / 1e6:,.0f} million allowed (a decompression "
+                           f"bomb?); if it is a real image, raise the limit: {MAX_PIXELS_VAR}={width * height}")
+        check_pixels(kind, data)
+        img = _decode(cv2, data)
+    except NotAnImage as e:
+        raise ImageError(f"{path}: {e}") from None
+    except OSError as e:
+        raise ImageError(f"{path}: cannot be read ({e.strerror or type(e).__name__})") from None
+    except cv2.error as e:
+        raise ImageError(f"{path}: OpenCV cannot decode it ({_cv2_reason(e)})") from None
     if img is None:
-        raise ImageError(f"{path}: not an image OpenCV can read (the formats it reads: {', '.join(IMAGE_SUFFIXES)})")
+        raise ImageError(f"{path}: a damaged {kind} file: its header is valid but its pixels cannot be decoded")
+    try:
+        return _standard(cv2, _upright(img, orientation))
+    except NotAnImage as e:
+        raise ImageError(f"{path}: {e}") from None
+
+
+def _read_bytes(path: Path, max_bytes: int) -> bytes:
+    """The whole file, refused without reading if larger than ``max_bytes`` (also if it grows while read)."""
+    size = path.stat().st_size
+    if size == 0:
+        raise NotAnImage("an empty file (0 bytes)")
+    if size > max_bytes:
+        raise NotAnImage(f"{_size(size)}, more than the {_size(max_bytes)} an image may take; if it is a real "
+                       f"image, raise the limit: {MAX_BYTES_VAR}={size}")
+    with open(path, "rb") as f:
+        data = f.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise NotAnImage(f"it grew past the {_size(max_bytes)} an image may take while it was read")
+    if not data:
+        raise NotAnImage("an empty file (0 bytes)")
+    return data
+
+
+def _decode(cv2, data: bytes):
+    """``cv2.imdecode`` with OpenCV's own log quiet: a failure is reported once, by ``read_image``."""
+    log = getattr(getattr(cv2, "utils", None), "logging", None)
+    old = log.getLogLevel() if log is not None else None
+    if log is not None:
+        log.setLogLevel(log.LOG_LEVEL_SILENT)
+    try:
+        return cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
+    finally:
+        if log is not None:
+            log.setLogLevel(old)
+
+
+def _cv2_reason(e) -> str:
+    text = str(e)
+    if "CV_IO_MAX_IMAGE_PIXELS" in text:
+        return "more pixels than OpenCV allows; its limit is the OPENCV_IO_MAX_IMAGE_PIXELS environment variable"
+    return text.strip().splitlines()[-1][:160] if text.strip() else type(e).__name__
+
+
+def _standard(cv2, img: np.ndarray) -> np.ndarray:
+    """Any decoded image as ``uint8`` grey ``(H, W)`` or RGB ``(H, W, 3)``."""
     if img.dtype == np.uint16:
         img = (img // 257).astype(np.uint8)
     elif img.dtype != np.uint8:
-        raise ImageError(f"{path}: {img.dtype} pixels; save it as an 8- or 16-bit image")
+        raise NotAnImage(f"{img.dtype} pixels; save it as an 8- or 16-bit image")
     if img.ndim == 3 and img.shape[2] == 1:
         img = img[..., 0]
     if img.ndim == 2:
-        return img
+        return np.ascontiguousarray(img)
     if img.ndim != 3 or img.shape[2] not in (3, 4):
-        raise ImageError(f"{path}: an image with {img.shape[2] if img.ndim == 3 else img.ndim} channels; "
-                         f"save it as grey, RGB or RGBA")
+        raise NotAnImage(f"an image with {img.shape[2] if img.ndim == 3 else img.ndim} channels; "
+                       f"save it as grey, RGB or RGBA")
     if img.shape[2] == 4:
         alpha = img[..., 3:].astype(np.float32) / 255
         img = (img[..., :3] * alpha + 255 * (1 - alpha)).round().astype(np.uint8)
-    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+    return cv2.cvtColor(np.ascontiguousarray(img), cv2.COLOR_BGR2RGB)
+
+
+def _upright(img: np.ndarray, orientation: int) -> np.ndarray:
+    """The image as EXIF ``orientation`` (1-8) says it should be shown: mirrored and/or turned."""
+    turned = {1: img, 2: img[:, ::-1], 3: img[::-1, ::-1], 4: img[::-1], 5: img.swapaxes(0, 1),
+              6: np.rot90(img, -1), 7: np.rot90(img, -1)[::-1], 8: np.rot90(img, 1)}
+    return turned.get(orientation, img)
 
 
 def is_grey(img: np.ndarray) -> bool:
@@ -104,8 +208,15 @@ def check_dataset(value) -> str:
 
 
 def _image_files(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir()
-                  if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."))
+    """Every image file under a class folder, nested subfolders included (as torchvision's ImageFolder
+    takes them), sorted; hidden files and folders (``.ipynb_checkpoints``, ``.DS_Store``) are left out.
+    Symbolic links to folders are not followed (a link back up would never end); links to files are."""
+    found = []
+    for root, dirs, files in os.walk(folder):
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        found += [Path(root) / f for f in files
+                  if Path(f).suffix.lower() in IMAGE_SUFFIXES and not f.startswith(".") and (Path(root) / f).is_file()]
+    return sorted(found)
 
 
 def _class_folders(folder: Path) -> dict[str, list[Path]]:
@@ -123,21 +234,31 @@ def _class_folders(folder: Path) -> dict[str, list[Path]]:
 def split_folder(folder: str | Path, test_fraction: float = 0.2, seed: int = 0):
     """``(classes, [(file, label)] for training, [(file, label)] for testing)`` of an ImageFolder layout.
 
-    With ``train/`` and ``test/`` (or ``val/``) subfolders, those are the split. Otherwise each
-    class's files, sorted by name, are shuffled with NumPy's ``default_rng(seed)`` and the first
+    With ``train/`` and ``test/`` (or ``val/``) subfolders, those are the split, and every class of
+    ``train/`` must have test images (else its test accuracy would silently leave it out). Otherwise
+    each class's files, sorted by name, are shuffled with NumPy's ``default_rng(seed)`` and the first
     ``round(test_fraction * n)`` (at least one) go to the test set: the same split on every machine,
-    and every class in both sets in proportion (stratified).
+    and every class in both sets in proportion (stratified). Images in nested subfolders of a class
+    belong to that class, as in torchvision's ``ImageFolder``. A classifier needs two classes at least.
     """
     folder = Path(folder).expanduser()
     test_dir = next((folder / n for n in ("test", "val") if (folder / n).is_dir()), None)
     if (folder / "train").is_dir() and test_dir is not None:
         train, test = _class_folders(folder / "train"), _class_folders(test_dir)
+        _at_least_two(train, folder / "train")
         if unknown := sorted(set(test) - set(train)):
             raise DataUnavailableError(f"{test_dir} has classes that {folder / 'train'} lacks: {', '.join(unknown)}")
+        if untested := sorted(set(train) - set(test)):
+            raise DataUnavailableError(
+                f"class(es) {', '.join(untested)} of {folder / 'train'} have no test images in {test_dir}, so the "
+                f"test accuracy would leave them out; add a {test_dir / untested[0]} folder of images, or remove "
+                f"the class")
         classes = sorted(train)
         return (classes, _shuffled([(f, classes.index(c)) for c in classes for f in train[c]], seed),
                 _shuffled([(f, classes.index(c)) for c in classes for f in test.get(c, [])], seed))
-    found = _class_folders(folder / "train" if (folder / "train").is_dir() else folder)
+    source = folder / "train" if (folder / "train").is_dir() else folder
+    found = _class_folders(source)
+    _at_least_two(found, source)
     if few := [name for name, files in found.items() if len(files) < 2]:
         raise DataUnavailableError(f"class(es) {', '.join(few)} in {folder} have a single image; a train/test "
                                    f"split needs at least 2 per class (or give train/ and test/ subfolders)")
@@ -149,6 +270,13 @@ def split_folder(folder: str | Path, test_fraction: float = 0.2, seed: int = 0):
         test += [(f, label) for f in files[:n_test]]
         train += [(f, label) for f in files[n_test:]]
     return classes, _shuffled(train, seed), _shuffled(test, seed)
+
+
+def _at_least_two(classes: dict, folder: Path) -> None:
+    if len(classes) < 2:
+        raise DataUnavailableError(
+            f"{folder} has one class folder ({next(iter(classes))}); a classifier needs at least two: add a "
+            f"subfolder of images for every other class (a 1-class model is right every time, and learns nothing)")
 
 
 def _shuffled(items: list, seed: int) -> list:
@@ -177,7 +305,9 @@ def load_image_folder(folder: str | Path, image_size: int, max_bytes: int | None
     :func:`is_grey`), else three (grey images then repeat their one channel). The augmentation
     follows: 'shift' for grey pictures (characters, digits: a mirrored one is another symbol),
     'crop_flip' for colour photos. Refuses, before reading any image, a set that would take more
-    than ``max_bytes`` (default :func:`memory_limit`).
+    than ``max_bytes`` (default :func:`memory_limit`); each image is read by :func:`read_image`
+    (so within its pixel limit), and one message names the first image that cannot be used and
+    counts the others.
     """
     folder = Path(folder).expanduser()
     classes, train, test = split_folder(folder, seed=seed)
@@ -189,14 +319,20 @@ def load_image_folder(folder: str | Path, image_size: int, max_bytes: int | None
             f"more than the {_size(limit)} allowed (vit_tutorial.images.memory_limit: a quarter of the "
             f"machine's memory); use a preset with smaller images, or fewer images")
     x = np.empty((len(files), 3, image_size, image_size), dtype=np.uint8)
-    grey = True
+    grey, bad = True, []
     for i, (path, _) in enumerate(files):
         try:
             img = read_image(path)
         except ImageError as e:
-            raise DataUnavailableError(f"{e} (in the dataset {folder}; remove or replace it)") from None
+            bad.append(str(e))  # every image is read, so that one message counts all the bad ones
+            continue
         grey = grey and is_grey(img)
         x[i] = fit_image(img, image_size, 3)
+    if len(bad) == 1:
+        raise DataUnavailableError(f"{bad[0]} (in the dataset {folder}; remove or replace it)")
+    if bad:
+        raise DataUnavailableError(f"{bad[0]} (in the dataset {folder}, with {len(bad) - 1} more image(s) that "
+                                   f"cannot be used; remove or replace them)")
     if grey:
         x = np.ascontiguousarray(x[:, :1])
     n = len(train)

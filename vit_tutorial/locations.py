@@ -10,10 +10,17 @@ Three places, first match wins:
    found with ``importlib.resources``; the build copies them there from ``data/``). Downloads go
    to the user's cache folder, never into the installed package: site-packages may be read-only,
    shared by several users, and is wiped by every reinstall.
+
+Wherever they are found, the shipped files are checked against the SHA-256 recorded here (and in
+``data/README.md``) before they are used: a damaged copy says which file it is and how to restore it,
+instead of failing later with a library's traceback.
 """
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import os
+import socket
 import sys
 from importlib import resources
 from pathlib import Path
@@ -22,6 +29,15 @@ ENV_VAR = "VIT_TUTORIAL_DATA"
 APP_NAME = "vit-tutorial"
 #: What ships with the package, relative to the data folder (setup.py copies exactly these).
 SHIPPED_FILES = ("digits.npz", "digits_vit.pt", "photos/*.jpg")
+#: The SHA-256 of every shipped file, as data/README.md lists them (a test checks the files, the README and
+#: this table agree). Remaking one of them (scripts/make_digits.py, a new digits_vit.pt) means updating both.
+SHIPPED_SHA256 = {
+    "digits.npz": "4b84859b44455f8a525644d3a243d8a768ab925645d939ce5683ba7bea10871b",
+    "digits_vit.pt": "06ef1c9b65f8a9d12c6dee6cfd854cffed984c49917d8fbfd1117ab2cf7265c7",
+    "photos/astronaut.jpg": "945df306f127a6012259cb6b4694cd1f07c49d63e21136ff595cdd99f3516028",
+    "photos/chelsea.jpg": "2c0357a57121a80b7145db42b093f743c9a0405e33f9e48fd102319a6ce3af89",
+    "photos/coffee.jpg": "14e95c22745cc5335c4c7a9979efb309af519622208406c0ab39e18fabb19317",
+}
 
 
 def user_cache_dir(platform: str | None = None, environ=None) -> Path:
@@ -71,3 +87,38 @@ def restore_hint(relative: str) -> str:
     return (f"it ships with the package: reinstall it (pip install --force-reinstall --no-deps with the wheel "
             f"or folder you installed from); in a clone of the repository, restore it with "
             f"`git checkout -- data/{relative}`; or set {ENV_VAR} to a folder that holds it")
+
+
+def file_sha256(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def shipped_damage(folder: Path, relative: str) -> str | None:
+    """What is wrong with the shipped file ``relative`` in ``folder`` ("missing", "damaged: ..."), or None."""
+    path = folder / relative
+    if not path.is_file():
+        return "missing" + (" (a folder is in its place)" if path.is_dir() else "")
+    try:
+        digest = file_sha256(path)
+    except OSError as e:
+        return f"unreadable ({e.strerror})"
+    expected = SHIPPED_SHA256[relative]
+    if digest != expected:
+        return (f"damaged: its SHA-256 is {digest[:12]}..., not the {expected[:12]}... it shipped with "
+                f"({path.stat().st_size:,} bytes)")
+    return None
+
+
+@contextlib.contextmanager
+def network_timeout(seconds: float = 20.0):
+    """A socket timeout for the downloads inside the block, so an offline machine fails in seconds, not minutes."""
+    old = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(seconds)
+    try:
+        yield
+    finally:
+        socket.setdefaulttimeout(old)

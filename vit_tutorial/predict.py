@@ -28,10 +28,11 @@ import torch
 
 from .analysis import attention_rollout
 from .attention import record_attention
-from .checkpoint import load_checkpoint, load_model
+from .checkpoint import check_metadata, load_checkpoint, model_from_state
 from .data import normalize, trained_digits_path
+from .files import OutputFiles, write_failure
 from .images import ImageError, fit_image, read_image
-from .validate import positive_int
+from .validate import first_line, positive_int
 
 INVERT_MODES = ("auto", "yes", "no")
 
@@ -76,14 +77,11 @@ def checkpoint_predictor(path: str | Path | None = None, invert: str = "auto") -
     if invert not in INVERT_MODES:
         raise ValueError(f"invert must be one of {', '.join(map(repr, INVERT_MODES))}, got {invert!r}")
     path = Path(path) if path is not None else trained_digits_path()
-    state = load_checkpoint(path)
-    data = state.get("data") or {}
-    model = load_model(path)
+    state = load_checkpoint(path)  # read once: the model and its metadata come from the same bytes
+    model = model_from_state(state, path)
     channels, size = model.channels, tuple(model.image_size)
-    classes = [str(c) for c in data.get("classes") or range(model.mlp_head.out_features)]
-    digits = (state.get("train_config") or {}).get("dataset") == "digits"  # the embedded digits, not a folder
-    if "mean" not in data or "std" not in data:
-        raise ValueError(f"{path} does not record its training data's normalisation (no 'data' entry)")
+    classes, mean, std = check_metadata(state, path, model.mlp_head.out_features, channels)
+    digits = state["train_config"].get("dataset") == "digits"  # the embedded digits, not a folder
 
     def prepare(img: np.ndarray) -> torch.Tensor:
         view = torch.from_numpy(fit_image(img, size, channels))
@@ -92,7 +90,7 @@ def checkpoint_predictor(path: str | Path | None = None, invert: str = "auto") -
 
     kind = "grey" if channels == 1 else "colour"
     note = ", dark-on-light images inverted to MNIST's white on black" if digits and invert == "auto" else ""
-    return Predictor(model, classes, prepare, tuple(data["mean"]), tuple(data["std"]),
+    return Predictor(model, classes, prepare, mean, std,
                      f"{path.name}: {len(classes)} classes, images made {kind} and resized to "
                      f"{size[0]}x{size[1]}{note}")
 
@@ -163,11 +161,18 @@ def attention_overlay(predictor: Predictor, image: np.ndarray, min_size: int = 2
     return (0.5 * rgb + 0.5 * colour).round().astype(np.uint8)
 
 
-def write_image(path: str | Path, rgb: np.ndarray) -> Path:
-    """Save an RGB ``uint8`` image; the file type follows the name (``.png``, ``.jpg``, ...)."""
+def write_image(path: str | Path, rgb: np.ndarray, files: OutputFiles | None = None) -> Path:
+    """Save an RGB ``uint8`` image; the file type follows the name (``.png``, ``.jpg``, ...).
+
+    Written by the package's one rule (:class:`vit_tutorial.files.OutputFiles`): atomically, and
+    by default never over an existing file; pass the command's ``files`` to say what it may replace.
+    """
     import cv2
 
     path = Path(path)
+    if files is None:
+        with OutputFiles("write_image", example="out.png") as files:
+            return write_image(path, rgb, files)
     if not path.parent.is_dir():
         raise ImageError(f"cannot write {path}: no folder {path.parent}")
     try:
@@ -176,8 +181,7 @@ def write_image(path: str | Path, rgb: np.ndarray) -> Path:
         ok = False
     if not ok:
         raise ImageError(f"cannot write {path}: OpenCV has no encoder for {path.suffix!r}; use .png or .jpg")
-    encoded.tofile(path)
-    return path
+    return files.write(path, lambda f: f.write(encoded.tobytes()))
 
 
 # --------------------------------------------------------------------------- the command line
@@ -204,6 +208,8 @@ def add_parser(sub) -> None:
                    help="also write the image as the model saw it with its attention rollout over it "
                         "(several images: OUT-<image name>.png)")
     p.add_argument("--top", type=int, default=5, help="how many classes to print [5]")
+    p.add_argument("--force", action="store_true",
+                   help="replace --attention files that already exist (never the images or the checkpoint)")
 
 
 def attention_paths(out: Path, images: list[Path]) -> list[Path]:
@@ -219,24 +225,50 @@ def attention_paths(out: Path, images: list[Path]) -> list[Path]:
 
 
 def run(args) -> int:
-    """Predict for every readable image; one line on stderr for each that is not, and exit 1 if any."""
+    """Predict for every readable image; one line on stderr for each that is not, and exit 1 if any.
+
+    Every ``--attention`` destination is checked before the first prediction: one that exists
+    (without ``--force``), is an input, or lies in no folder stops the command with nothing written.
+    """
     if args.weights and args.checkpoint:
         raise ValueError("give --checkpoint or --weights imagenet, not both")
     positive_int("--top", args.top)
+    overlays = attention_paths(args.attention, args.images) if args.attention else [None] * len(args.images)
+    source = [] if args.weights or not args.attention else [args.checkpoint or trained_digits_path()]
+    with OutputFiles("predict --attention", inputs=[*args.images, *source], force=args.force,
+                     example="out.png") as files:
+        return _predict_all(args, overlays, files)
+
+
+def _predict_all(args, overlays: list, files: OutputFiles) -> int:
+    """The body of :func:`run`, inside the block that holds the files it writes."""
+    if args.attention:
+        for overlay in overlays:
+            files.check(overlay)
+            if not overlay.parent.is_dir():
+                raise ValueError(f"cannot write {overlay}: no folder {overlay.parent}")
     predictor = imagenet_predictor() if args.weights else checkpoint_predictor(args.checkpoint, args.invert)
     print(predictor.description)
     failed = 0
-    overlays = attention_paths(args.attention, args.images) if args.attention else [None] * len(args.images)
     for path, overlay in zip(args.images, overlays):
         try:
             image = read_image(path)
             (top,) = predictor.top_k([image], args.top)
-            print(f"{path}:")
-            for name, p in top:
-                print(f"  {p:7.2%}  {name}")
-            if overlay is not None:
-                print(f"  attention rollout: {write_image(overlay, attention_overlay(predictor, image))}")
         except ImageError as e:
             print(f"error: {e}", file=sys.stderr)
+            failed += 1
+            continue
+        print(f"{path}:")
+        for name, p in top:
+            print(f"  {p:7.2%}  {name}")
+        if overlay is None:
+            continue
+        try:
+            print(f"  attention rollout: {write_image(overlay, attention_overlay(predictor, image), files)}")
+        except OSError as e:
+            print(f"error: {overlay}: {write_failure(e, overlay.parent)}", file=sys.stderr)
+            failed += 1
+        except ValueError as e:  # it appeared meanwhile, from another process: left as it is
+            print(f"error: {first_line(e, 1000)}", file=sys.stderr)
             failed += 1
     return 1 if failed else 0

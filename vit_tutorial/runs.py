@@ -3,7 +3,10 @@
 ``metrics.json`` says what was trained, on what hardware and library versions, how long it
 took and how well it did, with the history of every epoch; ``curves.png`` draws the history.
 Both are rewritten (atomically) while the run trains, so a long run can be watched: metrics.json
-after every epoch, matching the checkpoint, and curves.png as often as drawing it is cheap.
+after every epoch, matching the checkpoint, and curves.png as often as drawing it is cheap. All
+three are written by the package's one rule (:class:`vit_tutorial.files.OutputFiles`): a run
+replaces only the files it wrote itself (or, resumed, the files of the run it continues), so a
+``curves.png`` of yours in ``--out`` is refused before training, never drawn over.
 
 A folder belongs to the run that holds its lock file (``.lock``: the owner's process id and
 host, created atomically). A second run into the same folder, or a new run into a folder that
@@ -23,11 +26,14 @@ from typing import Iterator
 
 import torch
 
-from .checkpoint import atomic_write, save_checkpoint, write_failure
+from .checkpoint import checkpoint_writer
 from .devices import device_name
+from .files import OutputFiles, write_failure
 
 LOCK_NAME = ".lock"
 OUTPUTS = ("checkpoint.pt", "metrics.json", "curves.png")
+#: What to do about a file in the run's folder that the run did not write (a run has no --force).
+RUN_ADVICE = "this run did not write it: move it away, or choose another output folder"
 
 
 class RunFolderError(RuntimeError):
@@ -58,20 +64,27 @@ def metrics_dict(result) -> dict:
     }
 
 
-def write_outputs(result, curves: bool = True) -> None:
-    """``metrics.json`` and (with ``curves``) ``curves.png`` beside the checkpoint, each replaced atomically."""
+def write_outputs(result, curves: bool = True, files: OutputFiles | None = None) -> None:
+    """``metrics.json`` and (with ``curves``) ``curves.png`` beside the checkpoint, each written atomically.
+
+    ``files``: the run's :class:`vit_tutorial.files.OutputFiles`, which may replace what it wrote
+    before; without it, only files that do not exist yet are written.
+    """
     import matplotlib.pyplot as plt
 
     from .plots import plot_history
 
+    if files is None:
+        with OutputFiles("write_outputs", advice=RUN_ADVICE) as files:
+            return write_outputs(result, curves, files)
     out = Path(result.out)
     text = json.dumps(metrics_dict(result), indent=2) + "\n"
-    atomic_write(out / "metrics.json", lambda f: f.write(text.encode()))
+    files.write(out / "metrics.json", lambda f: f.write(text.encode()))
     if not curves:
         return
     fig = plot_history(result.history, title=f"{result.config.preset} on {result.config.dataset}")
     try:
-        atomic_write(out / "curves.png", lambda f: fig.savefig(f, format="png", dpi=100, bbox_inches="tight"))
+        files.write(out / "curves.png", lambda f: fig.savefig(f, format="png", dpi=100, bbox_inches="tight"))
     finally:
         plt.close(fig)
 
@@ -82,18 +95,21 @@ class RunFolder:
     #: Drawing curves.png takes a few tenths of a second on a CPU; it may take at most this share of a run.
     DRAWING_SHARE = 0.05
 
-    def __init__(self, path: Path, last_epoch: int | None = None):
+    def __init__(self, path: Path, last_epoch: int | None = None, files: OutputFiles | None = None):
         self.path = path
         self.checkpoint = path / "checkpoint.pt"
         self.last_epoch = last_epoch  # the epoch of the checkpoint on disk, if this run has one there
+        self.files = files if files is not None else OutputFiles("this run", advice=RUN_ADVICE)
         self._drawn_at, self._drawing_seconds = None, 0.0
 
     def save(self, state: dict) -> None:
         """``checkpoint.pt`` for the epoch just finished; a failed write leaves the previous one as it was."""
         try:
-            save_checkpoint(self.checkpoint, state)
+            self.files.write(self.checkpoint, checkpoint_writer(state))
         except OSError as e:
             raise RunFolderError(self._failed(e)) from None
+        except ValueError as e:  # a file that is not this run's appeared in its place
+            raise RunFolderError(f"{e}; {self._kept()}") from None
         self.last_epoch = state["epoch"]
 
     def write_outputs(self, result, last: bool = False) -> None:
@@ -103,16 +119,20 @@ class RunFolder:
         draw = last or self._drawn_at is None or \
             start - self._drawn_at >= self._drawing_seconds / self.DRAWING_SHARE
         try:
-            write_outputs(result, curves=draw)
+            write_outputs(result, curves=draw, files=self.files)
         except OSError as e:
             raise RunFolderError(self._failed(e)) from None
+        except ValueError as e:
+            raise RunFolderError(f"{e}; {self._kept()}") from None
         if draw:
             self._drawn_at, self._drawing_seconds = time.perf_counter(), time.perf_counter() - start
 
     def _failed(self, e: OSError) -> str:
-        kept = (f"the last checkpoint (epoch {self.last_epoch}) is intact" if self.last_epoch is not None
+        return f"{write_failure(e, self.path)}; {self._kept()}"
+
+    def _kept(self) -> str:
+        return (f"the last checkpoint (epoch {self.last_epoch}) is intact" if self.last_epoch is not None
                 else "no checkpoint was written yet")
-        return f"{write_failure(e, self.path)}; {kept}"
 
 
 @contextlib.contextmanager
@@ -140,10 +160,21 @@ def run_folder(out: str | Path | None, resume: str | Path | None = None,
         if not continues and any((path / name).exists() for name in OUTPUTS[:2]):
             raise RunFolderError(f"{path} already holds a run; continue it with --resume {path / 'checkpoint.pt'} "
                                  f"(resume= in Python) or choose another output folder")
+        files = OutputFiles("this run", advice=RUN_ADVICE)
         for name in OUTPUTS:
+            if continues:  # the run it continues wrote them: they are this run's to replace
+                files.adopt(path / name)
+            if (path / name).is_dir():
+                raise RunFolderError(f"{path / name} is a folder, where this run writes its {name}; move it "
+                                     f"away, or choose another output folder")
+            try:
+                files.check(path / name)
+            except ValueError as e:
+                raise RunFolderError(str(e)) from None
             for orphan in path.glob(f".{name}.*.tmp"):
                 orphan.unlink(missing_ok=True)
-        yield RunFolder(path, saved["epoch"] if continues and saved is not None else None)
+        with files:
+            yield RunFolder(path, saved["epoch"] if continues and saved is not None else None, files)
     finally:
         with contextlib.suppress(OSError):
             if (path / LOCK_NAME).read_text() == me:
@@ -218,4 +249,4 @@ def _remove_if_empty(path: Path, created: bool) -> None:
 
 
 __all__ = ["RunFolderError", "RunFolder", "run_folder", "mean_images_per_second", "metrics_dict", "write_outputs",
-           "LOCK_NAME", "OUTPUTS"]
+           "LOCK_NAME", "OUTPUTS", "RUN_ADVICE"]
