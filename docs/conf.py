@@ -40,10 +40,12 @@ autodoc_member_order = "bysource"  # the order a module is written in is the ord
 # Each page documents what its module defines (not what it re-exports in __all__), so every name has one home.
 autodoc_default_options = {"members": True, "show-inheritance": True, "ignore-module-all": True}
 autodoc_typehints = "description"
+autodoc_inherit_docstrings = False  # not torch's "Define the computation performed at every call" under each forward()
 
 html_theme = "sphinx_book_theme"
 html_title = "The Vision Transformer from the ground up"
-html_static_path = []
+html_static_path = ["_static"]  # relative to docs/
+html_css_files = ["site.css"]
 html_theme_options = {
     "repository_url": f"https://github.com/{REPO}",
     "repository_branch": BRANCH,
@@ -75,7 +77,7 @@ def write_api_pages(app) -> None:
                                    for name, what, where in rows)
                          + "\n```{toctree}\n:hidden:\n\n" + "".join(f"{name}\n" for name, _, _ in rows) + "```\n"}
     for name, what, _ in rows:
-        pages[f"{name}.md"] = (f"# `vit_tutorial.{name}`\n\n```{{eval-rst}}\n.. automodule:: vit_tutorial.{name}\n```\n")
+        pages[f"{name}.md"] = (f"# {name}\n\n```{{eval-rst}}\n.. automodule:: vit_tutorial.{name}\n```\n")
     for filename, text in pages.items():  # rewrite only what changed, so Sphinx rebuilds only that
         path = folder / filename
         if not path.exists() or path.read_text(encoding="utf-8") != text:
