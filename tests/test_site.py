@@ -33,6 +33,7 @@ def toctree_entries() -> list[str]:
         for line in block.splitlines():
             line = line.strip()
             if line and not line.startswith(":"):
+                line = re.sub(r"^.*<(.+)>$", r"\1", line)  # "A title </path>"
                 entries.append(line[1:] if line.startswith("/") else f"docs/{line}")
     return entries
 
@@ -42,7 +43,7 @@ def test_the_site_lists_every_notebook_in_order_and_the_instructor_guide():
     entries = toctree_entries()
     assert [e for e in entries if e.startswith("notebooks/")] == notebooks
     assert len(notebooks) >= 11
-    for page in ("docs/instructor-guide", "benchmarks/README", "CONTRIBUTING", "docs/api/index"):
+    for page in ("docs/instructor-guide", "benchmarks/README", "CONTRIBUTING", "data/README", "docs/api/index"):
         assert page in entries, page
 
 
