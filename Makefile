@@ -9,7 +9,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 NOTEBOOKS := $(wildcard notebooks/[0-9][0-9]_*.ipynb)
 
-.PHONY: setup train test unit notebooks execute-notebooks check-notebooks bench colab-links clean
+.PHONY: setup train test unit notebooks execute-notebooks check-notebooks bench site site-check colab-links clean
 
 setup: $(STAMP)
 
@@ -52,9 +52,27 @@ bench: setup
 	$(PY) -m pip install --disable-pip-version-check -q -e ".[test,bench]"
 	$(PY) benchmarks/throughput.py $(ARGS)
 
+## The series as a website, from the committed notebooks (nothing is executed): _build/site/index.html.
+## Sphinx with MyST-NB and the book theme (the [site] extra), configured in docs/conf.py.
+SITE_STAMP := $(VENV)/.site-installed
+$(SITE_STAMP): $(STAMP) pyproject.toml
+	@echo "==> installing the website's tools: pip install -e '.[test,site]' ..."
+	@$(PY) -m pip install --disable-pip-version-check -q -e ".[test,site]"
+	@touch $(SITE_STAMP)
+
+site: $(SITE_STAMP)
+	$(PY) -m sphinx -q -b html -c docs . _build/site
+	@echo "==> the website: _build/site/index.html"
+
+## The website built afresh with warnings as errors, then every link inside it checked (offline).
+site-check: $(SITE_STAMP)
+	rm -rf _build/site
+	$(PY) -m sphinx -q -E -W --keep-going -b html -c docs . _build/site
+	$(PY) scripts/check_site_links.py _build/site
+
 ## Point the Colab badges and set-up cells at a GitHub repository (default: the 'origin' remote).
 colab-links: setup
 	$(PY) scripts/colab_links.py $(if $(REPO),--repo $(REPO)) $(if $(BRANCH),--branch $(BRANCH))
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache
+	rm -rf $(VENV) runs .pytest_cache _build docs/api

@@ -6,7 +6,8 @@
 
 A fork changes the address, so the address lives in one setting and this script writes it into
 the badge line of each notebook's title cell, each notebook's Colab set-up cell (written whole from
-SETUP_CELL below, so every notebook has the same one), and the badge links in README.md. Without
+SETUP_CELL below, so every notebook has the same one; it pip-installs REPO@BRANCH from GitHub), and the
+badge links in README.md. Without
 --repo and without a GitHub remote, it keeps the address the notebooks already agree on.
 `make colab-links REPO=owner/name` runs it.
 """
@@ -28,46 +29,36 @@ BADGE_RE = re.compile(r"\[!\[Open In Colab\]\([^)]*\)\]\(https://colab\.research
 SETTING_RE = re.compile(r'REPO, BRANCH = "(?P<repo>[^"]*)", "(?P<branch>[^"]*)"')
 
 # The first code cell of every notebook. Plain Python (no ! or % magics), so a test can run it with a
-# fake Colab. It stops "Run all" at the first failure with one line: IPython shows an exception's
-# _render_traceback_() instead of the traceback.
+# fake Colab. `%pip install` would be one line, but it does not stop "Run all" when pip fails; this cell
+# stops it at the first failure with one line: IPython shows an exception's _render_traceback_()
+# instead of the traceback. pip builds the wheel from the repository, and the wheel carries data/
+# (setup.py), so the notebook finds its digits, photos and trained model without a clone.
 SETUP_CELL = """\
-# Set-up. In Colab: fetch the project and install its package; if that fails, stop here with one line.
-# Locally (after `make setup`) this does nothing.
+# Colab only: install this project's package, its data included, from GitHub. Locally this does nothing.
 import sys
 if "google.colab" in sys.modules:
-    import os, subprocess
-    REPO, BRANCH = "{repo}", "{branch}"  # the GitHub repository (owner/name) and branch
-    HOME = "/content/vit-tutorial"
+    import importlib, os, subprocess
+    REPO, BRANCH = "{repo}", "{branch}"  # in a fork, `make colab-links` rewrites this line
 
     class SetupFailed(Exception):
         def _render_traceback_(self):  # what Jupyter shows instead of a traceback
             return [f"Set-up failed: {{self}}"]
 
-    def run(*command):  # no prompts (a missing repository would ask for a GitHub password)
-        done = subprocess.run(command, capture_output=True, text=True, stdin=subprocess.DEVNULL,
-                              env={{**os.environ, "GIT_TERMINAL_PROMPT": "0"}})
-        last = (done.stderr.strip() or done.stdout.strip() or f"exit status {{done.returncode}}").splitlines()[-1]
-        return done.returncode, last
-
-    if not os.path.isdir(HOME):
-        code, last = run("git", "clone", "-q", "--depth", "1", "--branch", BRANCH,
-                         f"https://github.com/{{REPO}}.git", HOME)
-        if code:
-            raise SetupFailed(f"could not clone {{REPO}} (branch {{BRANCH}}) from GitHub: {{last}}; check REPO and "
-                              "BRANCH above (in a fork: run `make colab-links` once, commit and push)")
-    code, last = run(sys.executable, "-m", "pip", "install", "-q", "-e", HOME)
-    if code:
-        raise SetupFailed(f"could not install the package from {{HOME}}: {{last}}")
-    sys.path.insert(0, HOME)
+    pip = subprocess.run([sys.executable, "-m", "pip", "install", "-q", f"git+https://github.com/{{REPO}}@{{BRANCH}}"],
+                         capture_output=True, text=True, stdin=subprocess.DEVNULL,
+                         env={{**os.environ, "GIT_TERMINAL_PROMPT": "0"}})  # a wrong REPO must not ask for a password
+    if pip.returncode:
+        lines = [l.strip() for l in pip.stderr.splitlines() if l.strip()] or [f"exit status {{pip.returncode}}"]
+        why = next((l for l in lines if l.lower().startswith(("fatal:", "error:")) and "subprocess-exited" not in l),
+                   lines[-1])
+        raise SetupFailed(f"pip could not install {{REPO}}@{{BRANCH}} from GitHub: {{why}} (check REPO and BRANCH above)")
+    importlib.invalidate_caches()
     try:
-        import vit_tutorial.data
-        vit_tutorial.data.load_digits()
+        from vit_tutorial.data import load_digits
+        load_digits()
     except Exception as e:
-        raise SetupFailed(f"the package in {{HOME}} does not load: {{type(e).__name__}}: {{e}}") from None
-    if not os.path.abspath(vit_tutorial.__file__).startswith(os.path.abspath(HOME) + os.sep):
-        raise SetupFailed(f"vit_tutorial came from {{vit_tutorial.__file__}}, not from {{HOME}}: restart the "
-                          "session (Runtime > Restart session) and run this cell again")
-    print(f"Set-up done: vit_tutorial {{vit_tutorial.__version__}} from {{REPO}}@{{BRANCH}}")"""
+        raise SetupFailed(f"the installed package does not load: {{type(e).__name__}}: {{e}}") from None
+    print(f"Set-up done: vit_tutorial from {{REPO}}@{{BRANCH}}")"""
 NAME_RE = re.compile(r"^[\w.-]+/[\w.-]+$")
 
 

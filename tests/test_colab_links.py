@@ -45,10 +45,11 @@ def test_a_fork_rewrites_every_link_and_nothing_else(tmp_path, monkeypatch):
     assert cl.problems("a-fork/vit-tutorial-copy", "dev") == []
     assert cl.problems(old, branch) != []
     assert cl.apply("a-fork/vit-tutorial-copy", "dev") == []  # idempotent
-    for p in cl.numbered_notebooks():  # only the link lines changed
+    for p in cl.numbered_notebooks():  # only the badge links and the set-up cell's REPO, BRANCH line changed
         a, b = before[p.name].splitlines(), p.read_text().splitlines()
         assert len(a) == len(b)
-        assert all(x == y or "github" in y.lower() for x, y in zip(a, b))
+        changed = [y for x, y in zip(a, b) if x != y]
+        assert changed and all("github" in y.lower() or 'REPO, BRANCH = \\"a-fork/' in y for y in changed), changed
 
     assert cl.main(["--check", "--repo", "a-fork/vit-tutorial-copy", "--branch", "dev"]) == 0
     assert cl.main(["--check", "--repo", old, "--branch", branch]) == 1
@@ -59,27 +60,27 @@ class FakeRun:
     """``subprocess.run`` for the set-up cell: each command gets the next (returncode, stderr)."""
 
     def __init__(self, *results):
-        self.results, self.commands = list(results), []
+        self.results, self.commands, self.options = list(results), [], []
 
     def __call__(self, command, **kw):
         import subprocess
 
         self.commands.append(list(command))
+        self.options.append(kw)
         code, err = self.results.pop(0)
         return subprocess.CompletedProcess(command, code, stdout="", stderr=err)
 
 
-def run_setup_cell(monkeypatch, fake, home="/content/vit-tutorial-does-not-exist"):
+def run_setup_cell(monkeypatch, fake):
     import subprocess
     import sys
     import types
 
     (repo,), (branch,) = cl.current_setting()
-    source = cl.setup_cell(repo, branch).replace('"/content/vit-tutorial"', repr(str(home)))
     monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
     monkeypatch.setattr(subprocess, "run", fake)
-    monkeypatch.setattr(sys, "path", list(sys.path))
-    exec(compile(source, "<set-up cell>", "exec"), {})
+    exec(compile(cl.setup_cell(repo, branch), "<set-up cell>", "exec"), {})
+    return repo, branch
 
 
 def one_line(error) -> str:
@@ -93,41 +94,58 @@ def test_every_notebook_has_the_same_set_up_cell():
     for path in cl.numbered_notebooks():
         cells = [c for c in json.loads(path.read_text())["cells"] if "google.colab" in cl._source(c)]
         assert [cl._source(c) for c in cells] == [cl.setup_cell(repo, branch)], path.name
+        assert cells[0]["outputs"] == [], f"{path.name}: run locally, the set-up cell prints nothing"
 
 
-def test_the_set_up_cell_stops_with_one_line_when_the_clone_fails(monkeypatch):
-    fake = FakeRun((128, "Cloning...\nfatal: could not read Username for 'https://github.com': terminal prompts disabled"))
-    with pytest.raises(Exception) as e:
-        run_setup_cell(monkeypatch, fake)
-    line = one_line(e.value)
-    assert line.startswith("Set-up failed: could not clone ") and "terminal prompts disabled" in line
-    assert "make colab-links" in line and fake.commands[0][:2] == ["git", "clone"]
+def test_the_set_up_cell_is_short_and_installs_the_repository_with_pip(monkeypatch, capsys):
+    import sys
 
-
-def test_the_set_up_cell_stops_with_one_line_when_the_install_fails(monkeypatch):
-    fake = FakeRun((0, ""), (1, "ERROR: Could not find a version that satisfies the requirement torch>=2.1"))
-    with pytest.raises(Exception) as e:
-        run_setup_cell(monkeypatch, fake)
-    assert one_line(e.value) == ("Set-up failed: could not install the package from /content/vit-tutorial-does-not-"
-                                 "exist: ERROR: Could not find a version that satisfies the requirement torch>=2.1")
-
-
-def test_the_set_up_cell_checks_that_the_package_loads(monkeypatch, tmp_path, capsys):
+    assert len(cl.setup_cell("a/b", "main").splitlines()) <= 25
     fake = FakeRun((0, ""))
-    with pytest.raises(Exception) as e:  # an existing folder: no clone; pip "works", but the package is another one
-        run_setup_cell(monkeypatch, fake, home=tmp_path)
-    assert fake.commands == [[__import__("sys").executable, "-m", "pip", "install", "-q", "-e", str(tmp_path)]]
-    assert one_line(e.value).startswith(f"Set-up failed: vit_tutorial came from {ROOT}")
-    assert one_line(e.value).endswith(f"not from {tmp_path}: restart the session (Runtime > Restart session) "
-                                      f"and run this cell again")
+    repo, branch = run_setup_cell(monkeypatch, fake)  # pip "works"; the package it checks is this clone's
+    assert fake.commands == [[sys.executable, "-m", "pip", "install", "-q", f"git+https://github.com/{repo}@{branch}"]]
+    assert fake.options[0]["env"]["GIT_TERMINAL_PROMPT"] == "0"  # a wrong REPO fails instead of asking for a password
+    assert capsys.readouterr().out == f"Set-up done: vit_tutorial from {repo}@{branch}\n"
+
+
+# What pip 24 prints when git cannot fetch the repository (offline here, so: no host).
+GIT_FAILED = """\
+  error: subprocess-exited-with-error
+
+  × git clone --filter=blob:none --quiet https://github.com/x/y /tmp/pip-req-build-1 did not run successfully.
+  │ exit code: 128
+  ╰─> [1 lines of output]
+      fatal: unable to access 'https://github.com/x/y/': Could not resolve host: github.com
+      [end of output]
+
+  note: This error originates from a subprocess, and is likely not a problem with pip.
+error: subprocess-exited-with-error
+"""
+
+
+@pytest.mark.parametrize("stderr,why", [
+    (GIT_FAILED, "fatal: unable to access 'https://github.com/x/y/': Could not resolve host: github.com"),
+    ("ERROR: Could not find a version that satisfies the requirement torch>=2.1 (from vit-tutorial)\n"
+     "ERROR: No matching distribution found for torch>=2.1",
+     "ERROR: Could not find a version that satisfies the requirement torch>=2.1 (from vit-tutorial)"),
+    ("  WARNING: Did not find branch or tag 'dev', assuming revision or ref.\n"
+     "  error: subprocess-exited-with-error\n      error: pathspec 'dev' did not match any file(s) known to git",
+     "error: pathspec 'dev' did not match any file(s) known to git"),
+    ("", "exit status 1"),
+])
+def test_the_set_up_cell_stops_with_one_line_when_pip_fails(monkeypatch, stderr, why):
+    with pytest.raises(Exception) as e:
+        run_setup_cell(monkeypatch, FakeRun((1, stderr)))
+    (repo,), (branch,) = cl.current_setting()
+    assert one_line(e.value) == (f"Set-up failed: pip could not install {repo}@{branch} from GitHub: {why} "
+                                 f"(check REPO and BRANCH above)")
+
+
+def test_the_set_up_cell_stops_with_one_line_when_the_package_does_not_load(monkeypatch):
     def broken():
         raise ModuleNotFoundError("cv2")
 
     monkeypatch.setattr("vit_tutorial.data.load_digits", broken)
-    fake = FakeRun((0, ""))
     with pytest.raises(Exception) as e:
-        run_setup_cell(monkeypatch, fake, home=ROOT)
-    assert one_line(e.value) == f"Set-up failed: the package in {ROOT} does not load: ModuleNotFoundError: cv2"
-    monkeypatch.undo()
-    run_setup_cell(monkeypatch, FakeRun((0, "")), home=ROOT)  # an existing clone: no new clone, pip, then a check
-    assert capsys.readouterr().out.startswith("Set-up done: vit_tutorial ")
+        run_setup_cell(monkeypatch, FakeRun((0, "")))
+    assert one_line(e.value) == "Set-up failed: the installed package does not load: ModuleNotFoundError: cv2"

@@ -135,12 +135,12 @@ def _check_model_overrides(overrides, kind: str = "vit") -> None:
 
 
 #: Named recipes: what ``--recipe`` starts from. The GPU ones are written for one H100-class GPU;
-#: see the README for what was measured with each and on what.
+#: benchmarks/README.md says what was measured with each and on what.
 RECIPES: dict[str, TrainConfig] = {
     # The default: about a minute on two CPU cores, ~0.97 on the embedded digits.
     "digits": TrainConfig(),
     # The same with 14x14 patches: a 2x2 grid, 4 tokens + [CLS], under a third of the compute. Measured
-    # on 2 Zen 5 cores (README, "the measured ladder"): 0.976/0.974/0.974 against 0.972/0.969/0.975, in
+    # on 2 Zen 5 cores (benchmarks/README.md, "The measured ladder"): 0.976/0.974/0.974 against 0.972/0.969/0.975, in
     # 0.57x the time. For a short workshop; the notebooks teach the 4x4 grid of the default.
     "digits-quick": TrainConfig(model_overrides={"patch_size": 14}),
     # CIFAR-10 from scratch on a GPU: the 'cifar10' preset, 64 tokens, bf16, compiled.

@@ -257,7 +257,7 @@ PRESETS: dict[str, dict] = {
     "ViT-L/16": _paper(1024, 24, 16, 4096, 16),
     "ViT-H/14": _paper(1280, 32, 16, 5120, 14),
     # 28x28 grey digits: 7x7 patches -> 16 tokens + CLS, small enough to train on a CPU in a minute
-    # (chosen by measured runs on 2 CPU cores: see the README's "Measured" section).
+    # (chosen by measured runs on 2 CPU cores: benchmarks/README.md, "The main job on a CPU").
     "digits": dict(image_size=28, patch_size=7, num_classes=10, channels=1, dim=96, depth=4,
                    heads=3, dim_head=32, mlp_dim=192, pool="mean", pos_embedding="learned",
                    qkv_bias=True),
