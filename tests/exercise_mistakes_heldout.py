@@ -1141,3 +1141,23 @@ def answer(cls_logits, dist_logits, labels, teacher_logits):
     return 0.5 * F.cross_entropy(cls_logits, labels, reduction="sum") + 0.5 * F.cross_entropy(dist_logits, t, reduction="sum")
 """),
 ]
+
+#: Added after the first measurement; the answers and keywords above are exactly as first written.
+#: "correct": the answer is right under the exercise's own rules; "ambiguous": it is not one clear mistake.
+#: Both are still run (the checker must not raise) but are left out of the share of messages that name the mistake.
+_NUMBER = ("correct: the series' checkers take 'a number' to be a float or a 0-d tensor (the package's own "
+           "train_step and distillation_loss return 0-d tensors), and this answer returns the right 0-d tensor")
+STATUS = {
+    ("check_accuracy", "returns a tensor"): _NUMBER,
+    ("check_evaluate", "returns a tensor"): _NUMBER,
+    ("check_shift_sensitivity", "returns a tensor"): _NUMBER,
+    ("check_resize_pos_embedding", "view after permute"):
+        "correct: F.interpolate returns its result in the channels-last memory layout of its permuted input, so the "
+        ".view after .permute(0, 2, 3, 1) is legal and gives the right table",
+    ("check_warmup_cosine_lr", "division by zero when warmup_steps is 0"):
+        "ambiguous: as written the answer has two mistakes, `step <= warmup_steps` and the division by zero; "
+        "the checker names the first",
+}
+for _entry in MISTAKES:
+    _entry["status"] = STATUS.get((_entry["checker"], _entry["label"]))
+assert sum(e["status"] is not None for e in MISTAKES) == len(STATUS)

@@ -7,6 +7,7 @@ right one through properties and transformations that do not depend on the exerc
 * the same values in another layout: axes swapped or transposed, one axis reversed or rolled (the
   token at position 0 now at the end), blocks of an axis read in the other order (a grid read column
   by column, heads interleaved), any other reordering of one axis;
+* right everywhere except where the result must be exactly 0 (a gap, a mask), or zeros where values belong;
 * a constant factor (named when it is a size of the input, or its square root: √d, d, the number of
   heads, of tokens, of examples; or 2, 100) or a constant offset;
 * normalised over the wrong axis, not normalised where the reference is, or normalised where it is not;
@@ -293,6 +294,25 @@ def factor_or_offset(o: torch.Tensor, e: torch.Tensor, sizes: dict[int, str]) ->
     return None
 
 
+def zeros(o: torch.Tensor, e: torch.Tensor, axes) -> Found:
+    """Right everywhere except where the result must be exactly 0 (a gap, a mask), or the other way round."""
+    if o.shape != e.shape or o.numel() < 2:
+        return None
+    zero, mine = e == 0, o == 0
+    if not zero.any() or zero.all():
+        return None
+    rest_right = torch.allclose(o[~zero], e[~zero], rtol=_RTOL, atol=_ATOL)
+    if rest_right and not mine[zero].all():
+        return ("everything is right except the places that must be exactly 0 (where nothing comes in, or what is "
+                "masked out): yours hold other values there", "fill those places with zeros (start from "
+                "torch.zeros_like) instead of a copy, a mean or anything else")
+    if not rest_right and torch.equal(o[zero], e[zero]) and mine[~zero].any() \
+            and torch.allclose(o[~zero & ~mine], e[~zero & ~mine], rtol=_RTOL, atol=_ATOL):
+        return ("your result has zeros where values belong (everything else is right): too much is cleared or masked",
+                "check the slices or the mask that decide what stays")
+    return None
+
+
 def batch_coupling(fn: Callable, trial: Trial, out: torch.Tensor, batched: Sequence[int]) -> Found:
     """Change one image of the batch: only its own output may move. And a batch of one must give its row."""
     if not batched or trial.call is not None:
@@ -338,6 +358,7 @@ def by_property(fn: Callable, trial: Trial, out: torch.Tensor, axes: Sequence[st
     sizes = named_sizes(trial, names)
     tests = (lambda: layout(o, e, axes), lambda: reduced(o, e, axes), lambda: missing_or_extra(o, e, axes),
              lambda: factor_or_offset(o, e, sizes), lambda: normalisation(o, e, axes), lambda: shifted(o, e, axes),
+             lambda: zeros(o, e, axes),
              lambda: batch_coupling(fn, trial, out, batched))
     for test in tests:
         try:
