@@ -136,8 +136,8 @@ def layout(o: torch.Tensor, e: torch.Tensor, axes) -> Found:
                 cand = torch.cat([e.narrow(d, 0, start), body], dim=d) if start else body
                 if _close(o, cand):
                     after = f" after the first {what}" if start else ""
-                    return (f"the right values, but along {where}{after} the {a}×{b} blocks are read in the transposed "
-                            f"order, ({b} {a}) where ({a} {b}) belongs: a grid read column by column instead of row "
+                    return (f"the right values, but along {where}{after} the {a}×{b} blocks are read in the "
+                            f"transposed order, ({b} {a}) where ({a} {b}) belongs: a grid read column by column instead of row "
                             f"by row, or groups interleaved (like heads as (d h) instead of (h d))",
                             "in a rearrange pattern, the axis written first inside ( ) is the slow one: the package "
                             "reads grids row by row, (h w), and groups features by head, (h d)")
