@@ -1,26 +1,17 @@
 """Diagnosis by property: when an answer is wrong in a way no checker listed, find out *how* it is wrong.
 
-Why this exists: a checker's catalogue of typical mistakes names only what its author thought of, and
-a learner's mistake is often another one. What generalises is to compare the wrong output with the
-right one through properties and transformations that do not depend on the exercise:
+Why: a catalogue of typical mistakes names only what its author thought of, and a learner's mistake is
+often another one. What generalises is to compare the wrong output with the right one through
+properties that do not depend on the exercise: the same values in another layout (axes swapped, one
+axis reversed, rolled, shuffled, a grid read column by column, heads interleaved); a constant factor
+named after an input size (√d, d, heads, tokens, examples) or a constant offset; the wrong axis
+normalised, or a normalisation missing or added; an axis reduced away, one slice missing, extra or
+duplicated, everything shifted by one; wrong only where the result must be 0; images of a batch that
+influence each other, or a result that depends on the batch size; and state left behind on the
+modules a function was handed (mode, ``requires_grad``, weights, gradients, dtype, device).
 
-* the same values in another layout: axes swapped or transposed, one axis reversed or rolled (the
-  token at position 0 now at the end), blocks of an axis read in the other order (a grid read column
-  by column, heads interleaved), any other reordering of one axis;
-* right everywhere except where the result must be exactly 0 (a gap, a mask), or zeros where values belong;
-* a constant factor (named when it is a size of the input, or its square root: √d, d, the number of
-  heads, of tokens, of examples; or 2, 100) or a constant offset;
-* normalised over the wrong axis, not normalised where the reference is, or normalised where it is not;
-* an axis summed or averaged away, or one element per item where their mean was wanted; one slice
-  (row, token, layer, head) missing, extra, duplicated; everything shifted by one position;
-* images of a batch that influence each other (change one image, see which outputs move), or a
-  result that depends on the batch size;
-* state left behind: a module given to the function changed (its train/eval mode, ``requires_grad``,
-  gradients, weights, dtype or device), or a result of another dtype than the inputs.
-
-The checker's own catalogue (``harness``) is tried first and is more specific; these tests run only
-when it found nothing. Each returns ``(problem, hint)``: the problem says which property differs,
-the hint what usually causes it. Every test is cheap (tensor comparisons, at most two more calls).
+The checker's own catalogue (``harness``) is tried first and is more specific. Each test here returns
+``(problem, hint)``: the problem says which property differs, the hint what usually causes it.
 """
 from __future__ import annotations
 
@@ -41,17 +32,15 @@ def _close(a: torch.Tensor, b: torch.Tensor) -> bool:
     return a.shape == b.shape and bool(torch.allclose(a, b, rtol=_RTOL, atol=_ATOL))
 
 
+def item_name(axes: Sequence[str | None], ndim: int, d: int) -> str | None:
+    """The checker's name for axis ``d`` of an ``ndim``-axis output (names align to the right), if it has one."""
+    names = ([None] * ndim + list(axes))[-ndim:] if ndim else []
+    return (names[d] if 0 <= d < len(names) else None) or f"index (axis {d})"
+
+
 def axis_name(axes: Sequence[str | None], ndim: int, d: int) -> str:
-    """The checker's name for axis ``d`` of an ``ndim``-axis output (names align to the right), else 'axis d'."""
-    names = ([None] * ndim + list(axes))[-ndim:] if ndim else []
-    name = names[d] if 0 <= d < len(names) else None
-    return f"the {name} axis" if name else f"axis {d}"
-
-
-def item_name(axes: Sequence[str | None], ndim: int, d: int) -> str:
-    names = ([None] * ndim + list(axes))[-ndim:] if ndim else []
-    name = names[d] if 0 <= d < len(names) else None
-    return name or f"index (axis {d})"
+    name = item_name(axes, ndim, d)
+    return f"axis {d}" if name.startswith("index (") else f"the {name} axis"
 
 
 # --------------------------------------------------------------------------- sizes that name a factor
@@ -84,81 +73,73 @@ def factor_name(c: float, sizes: dict[int, str]) -> str | None:
             return f"√{text}" + what
         if k > 2 and abs(1 / (c * c) - k) < 1e-3 * k:
             return f"1/√{text}" + what
-    return None  # any two numbers differ by some factor: only a named one says something (the generic answer
-    # of ``explain.wrong_values`` still reports an unnamed constant factor of a whole tensor)
+    return None  # only a named factor says something (``explain.wrong_values`` reports unnamed ones)
 
 
 # --------------------------------------------------------------------------- the tests, one property each
 
 def layout(o: torch.Tensor, e: torch.Tensor, axes) -> Found:
     """The right values, but another layout: axes swapped, one axis reversed, rolled or reordered."""
+    if o.numel() != e.numel() or o.numel() < 2 or not torch.allclose(
+            o.flatten().sort().values, e.flatten().sort().values, rtol=_RTOL, atol=_ATOL):
+        return None
+    found = axes_permuted(o, e, axes)
+    for d in range(e.dim()) if o.shape == e.shape and not found else ():
+        found = found or one_axis_reordered(o, e, axes, d)
+    for d in range(e.dim()) if o.shape == e.shape and not found else ():
+        if e.shape[d] > 1 and torch.allclose(o.sort(d).values, e.sort(d).values, rtol=_RTOL, atol=_ATOL):
+            found = (f"the right values, but in another order along {axis_name(axes, e.dim(), d)} (each slice has "
+                     f"the right numbers in the wrong places)", "the order inside that axis differs from the "
+                     "package's: compare your pattern's grouping with the exercise text")
+    return found
+
+
+def axes_permuted(o: torch.Tensor, e: torch.Tensor, axes) -> Found:
     nd = e.dim()
-    if o.numel() != e.numel() or o.numel() < 2:
-        return None
-    if not torch.allclose(o.flatten().sort().values, e.flatten().sort().values, rtol=_RTOL, atol=_ATOL):
-        return None
-    hint_axes = ("look at the order of the axes you return: a transpose, permute or rearrange pattern has two "
-                 "axes the other way round")
+    hint = "look at the order of the axes you return: a transpose, permute or rearrange has two the other way round"
     for perm in itertools.permutations(range(nd)):
-        if list(perm) == list(range(nd)):
-            continue
-        if _close(o, e.permute(perm)):
+        if list(perm) != list(range(nd)) and _close(o, e.permute(perm)):
             moved = [d for d in range(nd) if perm[d] != d]
             if len(moved) == 2:
-                a, b = moved
-                return (f"your result is the right one with two axes swapped: {axis_name(axes, nd, a)} and "
-                        f"{axis_name(axes, nd, b)} (transposed)", hint_axes)
+                return (f"your result is the right one with two axes swapped: {axis_name(axes, nd, moved[0])} and "
+                        f"{axis_name(axes, nd, moved[1])} (transposed)", hint)
             order = ", ".join(axis_name(axes, nd, p).removeprefix("the ") for p in perm)
-            return f"your result has the right values with its axes in another order: ({order})", hint_axes
-    if o.shape != e.shape:
+            return f"your result has the right values with its axes in another order: ({order})", hint
+    return None
+
+
+def one_axis_reordered(o: torch.Tensor, e: torch.Tensor, axes, d: int) -> Found:
+    """Along axis ``d`` only: reversed, rolled by one, blocks read transposed (a grid column-first), or shuffled."""
+    n, what, where = e.shape[d], item_name(axes, e.dim(), d), axis_name(axes, e.dim(), d)
+    if n < 2:
         return None
-    for d in range(nd):
-        n, what, where = e.shape[d], item_name(axes, nd, d), axis_name(axes, nd, d)
-        if n < 2:
-            continue
-        if _close(o, e.flip(d)):
-            return (f"the right values, but {where} is reversed: the last {what} comes first",
-                    "something reads that axis backwards (a flip, a [::-1], or a negative step)")
-        if n > 2 and _close(o, e.roll(-1, d)):
-            return (f"the right values, but along {where} the first {what} has moved to the end (everything else "
-                    f"is one place earlier): is something that belongs at position 0 (a CLS token?) at the other end?",
-                    "put it in front: torch.cat([first, rest], dim=...) in that order")
-        if n > 2 and _close(o, e.roll(1, d)):
-            return (f"the right values, but along {where} the last {what} has moved to the front",
-                    "check the order of the pieces you concatenate")
-        for start in (0, 1):
-            m = n - start
-            for a in range(2, m // 2 + 1):
-                if m % a or m // a < 2:
-                    continue
-                b = m // a
-                body = e.narrow(d, start, m).unflatten(d, (a, b)).transpose(d, d + 1).flatten(d, d + 1)
-                cand = torch.cat([e.narrow(d, 0, start), body], dim=d) if start else body
-                if _close(o, cand):
-                    after = f" after the first {what}" if start else ""
-                    return (f"the right values, but along {where}{after} the {a}×{b} blocks are read in the "
-                            f"transposed order, ({b} {a}) where ({a} {b}) belongs: a grid read column by column instead of row "
-                            f"by row, or groups interleaved (like heads as (d h) instead of (h d))",
-                            "in a rearrange pattern, the axis written first inside ( ) is the slow one: the package "
-                            "reads grids row by row, (h w), and groups features by head, (h d)")
-        slices = list(e.unbind(d))
-        mine = list(o.unbind(d))
-        holds = []
-        for s in mine:
-            j = next((j for j, t in enumerate(slices) if _close(s, t)), None)
-            if j is None:
-                break
-            holds.append(j)
-        if len(holds) == n and sorted(holds) == list(range(n)):
-            shown = ", ".join(map(str, holds[:8])) + (", …" if n > 8 else "")
-            return (f"the right values, but the {what}s along {where} are in another order: your positions hold "
-                    f"{what}s {shown}", "the order of that axis must match the package's; look at how you build it")
-    for d in range(nd):
-        if e.shape[d] > 1 and torch.allclose(o.sort(d).values, e.sort(d).values, rtol=_RTOL, atol=_ATOL):
-            return (f"the right values, but in another order along {axis_name(axes, nd, d)} "
-                    f"(each slice has the right numbers in the wrong places)",
-                    "the order inside that axis differs from the package's: compare your pattern's grouping with the "
-                    "exercise text")
+    if _close(o, e.flip(d)):
+        return (f"the right values, but {where} is reversed: the last {what} comes first",
+                "something reads that axis backwards (a flip, a [::-1], or a negative step)")
+    if n > 2 and _close(o, e.roll(-1, d)):
+        return (f"the right values, but along {where} the first {what} has moved to the end (everything else is one "
+                f"place earlier): is something that belongs at position 0 (a CLS token?) at the other end?",
+                "put it in front: torch.cat([first, rest], dim=...) in that order")
+    if n > 2 and _close(o, e.roll(1, d)):
+        return (f"the right values, but along {where} the last {what} has moved to the front",
+                "check the order of the pieces you concatenate")
+    for start in (0, 1):  # 1: the first element (a CLS token) stays, the rest is a grid
+        m = n - start
+        for a, b in ((a, m // a) for a in range(2, m // 2 + 1) if m % a == 0 and m // a >= 2):
+            body = e.narrow(d, start, m).unflatten(d, (a, b)).transpose(d, d + 1).flatten(d, d + 1)
+            if _close(o, torch.cat([e.narrow(d, 0, start), body], dim=d)):
+                after = f" after the first {what}" if start else ""
+                return (f"the right values, but along {where}{after} the {a}×{b} blocks are read in the transposed "
+                        f"order, ({b} {a}) where ({a} {b}) belongs: a grid read column by column instead of row by "
+                        f"row, or groups interleaved (like heads as (d h) instead of (h d))",
+                        "in a rearrange pattern, the axis written first inside ( ) is the slow one: the package "
+                        "reads grids row by row, (h w), and groups features by head, (h d)")
+    slices = list(e.unbind(d))
+    holds = [next((j for j, t in enumerate(slices) if _close(s, t)), None) for s in o.unbind(d)]
+    if sorted(h for h in holds if h is not None) == list(range(n)):
+        shown = ", ".join(map(str, holds[:8])) + (", …" if n > 8 else "")
+        return (f"the right values, but the {what}s along {where} are in another order: your positions hold "
+                f"{what}s {shown}", "the order of that axis must match the package's; look at how you build it")
     return None
 
 
@@ -205,19 +186,14 @@ def missing_or_extra(o: torch.Tensor, e: torch.Tensor, axes) -> Found:
                     return (f"there is one {what} too many along {where}: position {i} holds {extra}, "
                             f"the rest is right", "look for a concatenation or slice that adds one more")
         return None
-    if o.shape == e.shape:
-        for d in range(nd):
-            n = e.shape[d]
-            if n < 3:
-                continue
-            bad = [i for i in range(n) if not _close(o.select(d, i), e.select(d, i))]
-            if len(bad) == 1:
-                i = bad[0]
-                copy = next((j for j in range(n) if j != i and _close(o.select(d, i), e.select(d, j))), None)
-                if copy is not None:
-                    what = item_name(axes, nd, d)
-                    return (f"{what} {i} holds a duplicate of {what} {copy}; everything else is right",
-                            "an index picks the same element twice (a slice or index off by one?)")
+    for d in range(nd) if o.shape == e.shape else ():
+        n, what = e.shape[d], item_name(axes, nd, d)
+        bad = [i for i in range(n) if not _close(o.select(d, i), e.select(d, i))] if n > 2 else []
+        copy = next((j for j in range(n) if j != bad[0] and _close(o.select(d, bad[0]), e.select(d, j))),
+                    None) if len(bad) == 1 else None
+        if copy is not None:
+            return (f"{what} {bad[0]} holds a duplicate of {what} {copy}; everything else is right",
+                    "an index picks the same element twice (a slice or index off by one?)")
     return None
 
 
@@ -383,34 +359,25 @@ def module_state(module: nn.Module) -> dict[str, Any]:
             "device": {k: p.device for k, p in params.items()}}
 
 
-def state_change(before: dict[str, Any], module: nn.Module, name: str, weights_may_change: bool = False) -> str | None:
+def state_change(before: dict[str, Any], module: nn.Module, name: str) -> str | None:
     """One sentence for the first thing ``module`` no longer has as before, else ``None``."""
     after = module_state(module)
     if after["modes"] != before["modes"]:
-        was = "train" if before["modes"][0] else "eval"
-        now = "train" if after["modes"][0] else "eval"
-        if was == now:
-            return f"the function changed the train/eval mode of part of `{name}`"
-        return f"`{name}` came in {was} mode and was left in {now} mode"
-    if after["requires_grad"] != before["requires_grad"]:
-        k = next(k for k in after["requires_grad"] if after["requires_grad"][k] != before["requires_grad"].get(k))
-        return (f"the function changed `{name}`'s requires_grad (of {k}: now {after['requires_grad'][k]}), "
-                f"so training would no longer update it")
-    if after["dtype"] != before["dtype"] or after["device"] != before["device"]:
-        k = next(k for k in after["dtype"] if after["dtype"][k] != before["dtype"].get(k)
-                 or after["device"][k] != before["device"].get(k))
-        return (f"the function moved or converted `{name}`'s parameters ({k} is now {after['dtype'][k]} on "
-                f"{after['device'][k]})")
-    if not weights_may_change:
-        for k, v in before["values"].items():
-            now = after["values"].get(k)
-            if now is None or now.shape != v.shape or not torch.equal(now, v):
-                return f"the function changed `{name}`'s weights ({k}) in place"
-        for k, g in before["grads"].items():
-            now = after["grads"].get(k)
-            if (g is None) != (now is None) or (g is not None and not torch.equal(g, now)):
-                return (f"the function left gradients on `{name}`'s parameters ({k}.grad): it ran backward() "
-                        f"(or an optimizer) where it should only compute")
+        was, now = ("train" if s["modes"][0] else "eval" for s in (before, after))
+        return (f"`{name}` came in {was} mode and was left in {now} mode" if was != now
+                else f"the function changed the train/eval mode of part of `{name}`")
+    for key, k in ((key, k) for key in ("requires_grad", "dtype", "device") for k in before[key]):
+        if after[key].get(k) != before[key][k]:
+            return (f"the function changed `{name}`'s {key} (of {k}: now {after[key].get(k)})"
+                    + (", so training would no longer update it" if key == "requires_grad" else ""))
+    for k, v in before["values"].items():
+        if not (k in after["values"] and after["values"][k].shape == v.shape and torch.equal(after["values"][k], v)):
+            return f"the function changed `{name}`'s weights ({k}) in place"
+    for k, g in before["grads"].items():
+        now = after["grads"].get(k)
+        if (g is None) != (now is None) or (g is not None and not torch.equal(g, now)):
+            return (f"the function left gradients on `{name}`'s parameters ({k}.grad): it ran backward() "
+                    f"(or an optimizer) where it should only compute")
     return None
 
 

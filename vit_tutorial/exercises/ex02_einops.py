@@ -8,7 +8,7 @@ from einops import rearrange
 from torch import einsum
 
 from ..attention import merge_heads, split_heads
-from .ex01_attention import SCORE_MISTAKES, score_trials
+from .ex01_attention import SCORE_MISTAKES, T_CLUES, score_trials
 from .harness import Mistake, Trial, describe, randn, run_checks
 
 _SPLIT_MISTAKES: list[Mistake] = [
@@ -119,7 +119,7 @@ def check_einsum_scores(fn: Callable) -> bool | None:
          "the sum runs over the keys instead of over d: the result keeps d, not one score per key",
          "d is the index that appears in both inputs and not in the output: '-> b h i j'"),
     ]
-    clues = [(r"einsum\(\): subscript \w has size \d+ for operand \d+ which does not broadcast",
+    clues = T_CLUES + [(r"einsum\(\): subscript \w has size \d+ for operand \d+ which does not broadcast",
               "queries and keys share one letter in your einsum string, but there are 5 queries and 6 keys here: "
               "one letter means one axis of one size",
               "give the key axis its own letter: 'b h i d, b h j d -> b h i j'")]

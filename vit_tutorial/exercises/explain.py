@@ -119,7 +119,9 @@ def explain_error(fn: Callable, trial: Trial, outcome: Outcome, rules: Settings)
     if isinstance(err, BadReturn):
         return Verdict(err.problem, err.hint)
     said = error_text(err)
-    found = probe(fn, trial, rules) or find_clue([error_text(err, 99)] + outcome.warnings, rules.clues)
+    # the learner's own line too: PyTorch gives some warnings (``.T`` on 3+ axes) only once per process
+    found = probe(fn, trial, rules) or find_clue([error_text(err, 99), your_line(err, fn) or ""] + outcome.warnings,
+                                                  rules.clues)
     if found is not None:
         return Verdict(f"{found.problem}\n   (it raised {said.splitlines()[0]})", found.hint)
     line = your_line(err, fn)
