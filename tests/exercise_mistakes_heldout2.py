@@ -252,7 +252,8 @@ def answer(images, patch_size):
     return patches.reshape(b, -1, c * p * p)
 """),
     # ---------------------------------------------------------------- 03 patches: patch embedding
-    _entry("check_patch_embedding", "weight not transposed: patches @ weight", ["transpos", "weight.t", "nn.linear"], """
+    _entry("check_patch_embedding", "weight not transposed: patches @ weight",
+           ["transpos", "weight.t", "nn.linear"], """
 def answer(images, weight, bias, patch_size):
     p = patch_size
     patches = rearrange(images, "b c (h p1) (w p2) -> b (h w) (p1 p2 c)", p1=p, p2=p)
@@ -377,12 +378,14 @@ def answer(x, w1, b1, w2, b2):
 def answer(x, w1, b1, w2, b2):
     return F.gelu(F.linear(F.gelu(F.linear(x, w1, b1)), w2, b2))
 """),
-    _entry("check_feedforward", "residual added inside the MLP", ["residual", "skip", "input added", "the input itself"], """
+    _entry("check_feedforward", "residual added inside the MLP",
+           ["residual", "skip", "input added", "the input itself"], """
 def answer(x, w1, b1, w2, b2):
     return x + F.linear(F.gelu(F.linear(x, w1, b1)), w2, b2)
 """),
     # ---------------------------------------------------------------- 04 vit: pre-norm block
-    _entry("check_pre_norm_block", "post-norm block", ["post-norm", "after the residual", "norm after", "before the attention"], """
+    _entry("check_pre_norm_block", "post-norm block",
+           ["post-norm", "after the residual", "norm after", "before the attention"], """
 def answer(x, attn, mlp, norm1, norm2):
     x = norm1(x + attn(x))
     return norm2(x + mlp(x))
@@ -505,7 +508,8 @@ def answer(step, total_steps, warmup_steps, base_lr, min_lr):
 def answer(logits, labels):
     return (logits.argmax(dim=1) == labels).sum().item()
 """),
-    _entry("check_accuracy", "argmax over the examples (dim=0)", ["axis", "dim=", "argmax(dim=1)", "over the classes"], """
+    _entry("check_accuracy", "argmax over the examples (dim=0)",
+           ["axis", "dim=", "argmax(dim=1)", "over the classes"], """
 def answer(logits, labels):
     return (logits.argmax(dim=0) == labels).float().mean().item()
 """),
@@ -555,7 +559,8 @@ def answer(model, optimizer, images, labels):
     optimizer.step()
     return loss.item()
 """),
-    _entry("check_train_step", "model put in eval mode to avoid dropout noise", ["train mode", "eval mode", "model.train", "mode after"], """
+    _entry("check_train_step", "model put in eval mode to avoid dropout noise",
+           ["train mode", "eval mode", "model.train", "mode after"], """
 def answer(model, optimizer, images, labels):
     model.eval()
     optimizer.zero_grad()
@@ -564,7 +569,8 @@ def answer(model, optimizer, images, labels):
     optimizer.step()
     return loss.item()
 """),
-    _entry("check_train_step", "optimizer.step() before backward()", ["order", "before backward", "before loss.backward", "after backward"], """
+    _entry("check_train_step", "optimizer.step() before backward()",
+           ["order", "before backward", "before loss.backward", "after backward"], """
 def answer(model, optimizer, images, labels):
     model.train()
     optimizer.zero_grad()
@@ -594,7 +600,8 @@ def answer(model, images, labels):
     with torch.no_grad():
         return (model(images).argmax(dim=1) == labels).float().mean().item()
 """),
-    _entry("check_evaluate", "always switches back to train mode", ["came in", "eval mode", "restore", "mode it came"], """
+    _entry("check_evaluate", "always switches back to train mode",
+           ["came in", "eval mode", "restore", "mode it came"], """
 def answer(model, images, labels):
     model.eval()
     with torch.no_grad():
@@ -673,7 +680,8 @@ def answer(maps):
         r = a @ r
     return r
 """),
-    _entry("check_attention_rollout", "layers summed instead of multiplied", ["product", "multipl", "summed", "added up"], """
+    _entry("check_attention_rollout", "layers summed instead of multiplied",
+           ["product", "multipl", "summed", "added up"], """
 def answer(maps):
     n = maps[0].shape[-1]
     eye = torch.eye(n)
@@ -683,7 +691,8 @@ def answer(maps):
         r = r + a / a.sum(dim=-1, keepdim=True)
     return r / len(maps)
 """),
-    _entry("check_attention_rollout", "last layer dropped (off by one in the loop)", ["missing", "one fewer", "layer count",
+    _entry("check_attention_rollout", "last layer dropped (off by one in the loop)",
+           ["missing", "one fewer", "layer count",
                                                                                       "last layer"], """
 def answer(maps):
     n = maps[0].shape[-1]
@@ -757,7 +766,8 @@ def answer(x, dy, dx):
     out[..., yd, xd] = x[..., ys, xs]
     return out
 """),
-    _entry("check_shift_images", "dy moves columns and dx rows", ["swap", "rows and columns", "columns and rows", "transpos"], """
+    _entry("check_shift_images", "dy moves columns and dx rows",
+           ["swap", "rows and columns", "columns and rows", "transpos"], """
 def answer(x, dy, dx):
     out = torch.zeros_like(x)
     h, w = x.shape[-2:]
@@ -801,7 +811,8 @@ def answer(x, dy, dx):
     return padded[..., top:top + h, left:left + w]
 """),
     # ---------------------------------------------------------------- 10 small data: shift sensitivity
-    _entry("check_shift_sensitivity", "only two of the four shifts", ["four", "two shifts", "left and up", "missing shift"], """
+    _entry("check_shift_sensitivity", "only two of the four shifts",
+           ["four", "two shifts", "left and up", "missing shift"], """
 def _shift(x, dy, dx):
     h, w = x.shape[-2:]
     padded = F.pad(x, (1, 1, 1, 1))
@@ -815,7 +826,8 @@ def answer(features, images):
         changes.append((g - f).norm(dim=1) / f.norm(dim=1))
     return torch.cat(changes).mean().item()
 """),
-    _entry("check_shift_sensitivity", "norms of the whole batch, not per image", ["per image", "each image", "whole batch",
+    _entry("check_shift_sensitivity", "norms of the whole batch, not per image",
+           ["per image", "each image", "whole batch",
                                                                                   "influence"], """
 def _shift(x, dy, dx):
     h, w = x.shape[-2:]
@@ -845,7 +857,8 @@ def answer(features, images):
         changes.append((g - f).norm(dim=1))
     return torch.cat(changes).mean().item()
 """),
-    _entry("check_shift_sensitivity", "divides by the shifted image's features", ["denominator", "relative", "divide"], """
+    _entry("check_shift_sensitivity", "divides by the shifted image's features",
+           ["denominator", "relative", "divide"], """
 def _shift(x, dy, dx):
     h, w = x.shape[-2:]
     padded = F.pad(x, (1, 1, 1, 1))
@@ -900,12 +913,14 @@ def answer(cls_logits, dist_logits, labels, teacher_logits):
     return 0.5 * F.cross_entropy(dist_logits, labels) + 0.5 * F.cross_entropy(cls_logits,
                                                                                teacher_logits.argmax(dim=-1))
 """),
-    _entry("check_distillation_loss", "teacher's argmax over the examples", ["axis", "dim=", "argmax(dim=-1)", "over the classes"], """
+    _entry("check_distillation_loss", "teacher's argmax over the examples",
+           ["axis", "dim=", "argmax(dim=-1)", "over the classes"], """
 def answer(cls_logits, dist_logits, labels, teacher_logits):
     return 0.5 * F.cross_entropy(cls_logits, labels) + 0.5 * F.cross_entropy(dist_logits,
                                                                               teacher_logits.argmax(dim=0))
 """),
-    _entry("check_distillation_loss", "teacher ignored: both heads on the labels", ["ignored", "argmax", "predicted class", "labels twice"], """
+    _entry("check_distillation_loss", "teacher ignored: both heads on the labels",
+           ["ignored", "argmax", "predicted class", "labels twice"], """
 def answer(cls_logits, dist_logits, labels, teacher_logits):
     return 0.5 * F.cross_entropy(cls_logits, labels) + 0.5 * F.cross_entropy(dist_logits, labels)
 """),
