@@ -849,3 +849,101 @@ def test_cls_position_and_head_references_match_vit_forward():
         head = sol.my_vit_head(seen[1], model.transformer.norm, model.mlp_head, model.pool)
     torch.testing.assert_close(ours, seen[0])
     torch.testing.assert_close(head, logits)
+
+
+# --------------------------------------------------------------------------- what a function leaves behind, edges,
+# and the diagnosis by property (issue 25)
+
+def step_leaving_eval_mode(model, optimizer, images, labels):
+    model.eval()
+    optimizer.zero_grad()
+    loss = F.cross_entropy(model(images), labels)
+    loss.backward()
+    optimizer.step()
+    return loss.item()
+
+
+def shift_by_slicing(x, dy, dx):
+    """Right for every shift smaller than the image; a shift beyond it makes the slices disagree."""
+    out = torch.zeros_like(x)
+    h, w = x.shape[-2:]
+    ys, yd = (slice(0, h - dy), slice(dy, h)) if dy >= 0 else (slice(-dy, h), slice(0, h + dy))
+    xs, xd = (slice(0, w - dx), slice(dx, w)) if dx >= 0 else (slice(-dx, w), slice(0, w + dx))
+    out[..., yd, xd] = x[..., ys, xs]
+    return out
+
+
+def block_switching_norm_to_train(x, attn, mlp, norm1, norm2):
+    norm1.train()
+    x = x + attn(norm1(x))
+    return x + mlp(norm2(x))
+
+
+def evaluate_freezing(model, images, labels):
+    was = model.training
+    model.eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    acc = (model(images).argmax(-1) == labels).float().mean().item()
+    model.train(was)
+    return acc
+
+
+@pytest.mark.parametrize("checker, wrong, phrase", [
+    ("check_train_step", step_leaving_eval_mode, "left it in eval mode"),
+    ("check_shift_images", shift_by_slicing, "a shift larger than the image"),
+    ("check_pre_norm_block", block_switching_norm_to_train, "came in eval mode and was left in train mode"),
+    ("check_evaluate", evaluate_freezing, "requires_grad"),
+])
+def test_state_left_behind_and_edge_cases_are_named(checker, wrong, phrase, capsys):
+    result, out = verdict(checker, wrong, capsys)
+    assert result is False and phrase in out, out
+
+
+def test_a_module_changed_by_one_test_is_restored_for_the_next(capsys):
+    def scaling_norm_in_place(x, attn, mlp, norm1, norm2):
+        with torch.no_grad():
+            norm1.weight.mul_(2)
+        x = x + attn(norm1(x))
+        return x + mlp(norm2(x))
+
+    result, out = verdict("check_pre_norm_block", scaling_norm_in_place, capsys)
+    assert result is False and "changed `norm1`'s weights (weight) in place" in out
+    result, out = verdict("check_pre_norm_block", solution_for("check_pre_norm_block"), capsys)
+    assert result is True, out
+
+
+def test_the_package_train_step_returning_a_tensor_counts_as_a_number(capsys):
+    def step_returning_the_tensor(model, optimizer, images, labels):
+        optimizer.zero_grad()
+        loss = F.cross_entropy(model(images), labels)
+        loss.backward()
+        optimizer.step()
+        return loss.detach()
+
+    result, out = verdict("check_train_step", step_returning_the_tensor, capsys)
+    assert result is True, out
+
+
+@pytest.mark.parametrize("checker, wrong, phrase", [
+    # written to hit no catalogue entry: each is found by a property of the output
+    ("check_merge_heads", lambda x: rearrange(x, "b h n d -> b n (h d)").flip(1), "the token axis is reversed"),
+    ("check_add_cls_token", lambda t, c: torch.cat([t[:, :1], c.expand(len(t), -1, -1), t[:, 1:]], dim=1),
+     "your positions hold tokens 1, 0, 2"),
+    ("check_scaled_scores", lambda q, k: scores(q, k) / sqrt_d(q) * q.shape[-2], "the size of `q`'s axis -2"),
+    ("check_scaled_scores", lambda q, k: scores(q, k) / sqrt_d(q) + 0.25, "off by the same amount, +0.25"),
+    ("check_merge_heads", lambda x: rearrange(x, "b h n d -> n b (h d)"),
+     "two axes swapped: the image axis and the token axis"),
+    ("check_scaled_scores", lambda q, k: (scores(q, k) / sqrt_d(q)).softmax(-2), "sum to 1 along the query axis"),
+    ("check_add_position_embedding", lambda t, c, p: prepend_cls_token(t, c)[:, :-1] + p[:, :-1],
+     "one token is missing"),
+    ("check_feedforward", lambda x, w1, b1, w2, b2: mlp(x, w1, b1, w2, b2) + x.mean(0, keepdim=True) * 1e-2,
+     "influence each other"),
+    ("check_warmup_cosine_lr", lambda s, total, w, base, low: lr_at(s + 1, total, w, base, low),
+     "shifted by one position along the step axis"),
+])
+
+
+def test_mistakes_outside_the_catalogue_are_diagnosed_by_property(checker, wrong, phrase, capsys):
+    result, out = verdict(checker, wrong, capsys)
+    assert result is False and phrase in out, out

@@ -19,11 +19,18 @@ never disagree with the rest of the series, and prints **one** verdict:
   steps are wrong), and a size hard-coded from test 1 or random numbers drawn inside are named;
 * ``⏳ not done yet ...`` while the function still raises ``NotImplementedError`` (returns ``None``).
 
+When no catalogued mistake fits, ``diagnose`` compares the wrong output with the right one by
+property (the same values in another layout, a constant factor named after an input size, the wrong
+axis normalised, a token missing or shifted by one, images of a batch influencing each other) and
+says which property differs. Every checker also tries the exercise's edge cases (a zero shift, a
+shift beyond the image, one token, a batch of one) and looks at what the function leaves behind:
+modules it was handed keep their mode, ``requires_grad``, weights, gradients and dtype.
+
 Checkers of functions that a model trains through run one more test with gradients on: a function
 that edits its input in place (``x += ...``) or detaches its result passes under ``no_grad`` and
 breaks ``backward()`` in training, and is told so. A checker never raises: an exception inside the
 learner's function becomes its message (with the lines that explain shapes), the learner's own
-line, and a hint. The machinery is in ``harness`` (the run), ``trial`` (one test) and ``explain``.
+line, and a hint. The machinery is in ``harness`` (the run), ``trial`` (one test), ``explain`` and ``diagnose``.
 
 Every checker ``check_x`` has a solution ``my_x`` in ``solutions/NN_topic.py``; ``EXERCISES`` lists
 them per notebook (the tests use it to run every checker against its solution and against typical

@@ -6,7 +6,7 @@ from typing import Callable
 import torch
 
 from ..attention import attention_scores, einsum_attention
-from .harness import Mistake, Trial, close, describe, randn, run_checks
+from .harness import Clue, Mistake, Trial, close, describe, randn, run_checks
 
 
 def _s(q, k):
@@ -16,6 +16,12 @@ def _s(q, k):
 def _scale(q):
     return q.shape[-1] ** 0.5
 
+
+#: ``.T`` in the learner's line that raised: PyTorch warns about ``.T`` on 3+ axes only once per process,
+#: so the line itself is read too (here every input may have more than two axes)
+T_CLUES: list[Clue] = [(r"[\w)\]]\.T(?![\w(])",
+                        "`.T` on a tensor with more than 2 axes reverses *all* its axes, not just the last two",
+                        "transpose the last two axes only: k.transpose(-2, -1) (or k.mT)")]
 
 SCORE_MISTAKES: list[Mistake] = [
     (lambda q, k: _s(q, k), "the scores are not scaled: you forgot to divide by √d",
@@ -36,20 +42,23 @@ SCORE_MISTAKES: list[Mistake] = [
 ]
 
 
-def score_trials(gen, shapes) -> list[Trial]:
+def score_trials(gen, shapes, edges=()) -> list[Trial]:
+    """One trial per ``(q_shape, k_shape)``; ``edges`` are ``(q_shape, k_shape, what is at the edge)``."""
     trials = []
-    for q_shape, k_shape in shapes:
+    for q_shape, k_shape, *edge in [*shapes, *edges]:
         q, k = randn(gen, *q_shape), randn(gen, *k_shape)
-        trials.append(Trial(describe(q=q, k=k), (q, k), attention_scores(q, k), reference=attention_scores))
+        trials.append(Trial(describe(q=q, k=k), (q, k), attention_scores(q, k), reference=attention_scores,
+                            edge=edge[0] if edge else None))
     return trials
 
 
 def check_scaled_scores(fn: Callable) -> bool | None:
     """``fn(q, k)`` -> ``q kᵀ / √d`` of shape ``(..., n_queries, n_keys)`` for ``q, k`` of shape ``(..., n, d)``."""
     gen = torch.Generator().manual_seed(101)
-    trials = score_trials(gen, [((5, 8), (6, 8)), ((2, 3, 6, 16), (2, 3, 6, 16)), ((2, 4, 32), (2, 7, 32))])
+    trials = score_trials(gen, [((5, 8), (6, 8)), ((2, 3, 6, 16), (2, 3, 6, 16)), ((2, 4, 32), (2, 7, 32))],
+                          [((1, 1, 4), (1, 3, 4), "one query, a batch of one")])
     return run_checks(fn, trials, reference="vit_tutorial.attention_scores", grad=True,
-                       mistakes=SCORE_MISTAKES, axes=("query", "key"),
+                       mistakes=SCORE_MISTAKES, axes=("query", "key"), batched=(0, 1), clues=T_CLUES,
                        hint="scores = q @ k.transpose(-2, -1) / math.sqrt(d): one score per (query, key) pair",
                        shape_hint="one score per (query, key) pair: (..., n_queries, n_keys)",
                        error_hint="q and k have shape (..., n, d): k.transpose(-2, -1) swaps the last two axes "
@@ -112,14 +121,15 @@ def check_attention(fn: Callable) -> bool | None:
     """``fn(q, k, v)`` -> ``softmax(q kᵀ / √d) v``, compared with ``vit_tutorial.einsum_attention``."""
     gen = torch.Generator().manual_seed(102)
     trials = []
-    for q_shape, kv_len, dv in (((6, 8), 6, 8), ((2, 3, 5, 16), 5, 16), ((2, 4, 32), 7, 12)):
+    for q_shape, kv_len, dv, edge in (((6, 8), 6, 8, None), ((2, 3, 5, 16), 5, 16, None), ((2, 4, 32), 7, 12, None),
+                                      ((1, 1, 8), 1, 4, "one query and one key, a batch of one")):
         q = randn(gen, *q_shape)
         k = randn(gen, *q_shape[:-2], kv_len, q_shape[-1])
         v = randn(gen, *q_shape[:-2], kv_len, dv)
         trials.append(Trial(describe(q=q, k=k, v=v), (q, k, v), einsum_attention(q, k, v)[0],
-                            reference=lambda q, k, v: einsum_attention(q, k, v)[0]))
+                            reference=lambda q, k, v: einsum_attention(q, k, v)[0], edge=edge))
     return run_checks(fn, trials, reference="vit_tutorial.einsum_attention", grad=True,
-                       mistakes=_ATTENTION_MISTAKES, axes=("query", None),
+                       mistakes=_ATTENTION_MISTAKES, axes=("query", None), batched=(0, 1, 2), clues=T_CLUES,
                        hint="three steps: scores = q kᵀ / √d, weights = scores.softmax(dim=-1), "
                             "output = weights @ v",
                        shape_hint="the output has one row per query and v's feature size: (..., n_queries, d_v)",
@@ -187,15 +197,18 @@ def check_causal_attention(fn: Callable) -> bool | None:
     """``fn(q, k, v)`` -> causal self-attention: query ``i`` sees keys ``j <= i`` only."""
     gen = torch.Generator().manual_seed(103)
     trials = []
-    for shape, dv in (((5, 8), 8), ((2, 3, 6, 16), 16), ((3, 7, 4), 3)):
+    for shape, dv, edge in (((5, 8), 8, None), ((2, 3, 6, 16), 16, None), ((3, 7, 4), 3, None),
+                            ((1, 1, 4), 2, "a sequence of one token (it may only see itself)")):
         q, k = randn(gen, *shape), randn(gen, *shape)
         v = randn(gen, *shape[:-1], dv)
-        trials.append(Trial(describe(q=q, k=k, v=v), (q, k, v), _causal_ref(q, k, v), reference=_causal_ref))
-    clues = [(r"must match the size of tensor b|cannot be broadcast|shape mismatch",
+        trials.append(Trial(describe(q=q, k=k, v=v), (q, k, v), _causal_ref(q, k, v), reference=_causal_ref,
+                            edge=edge))
+    clues = T_CLUES + [(r"must match the size of tensor b|cannot be broadcast|shape mismatch",
               "the mask's size does not match the scores: it must be (n, n) with n = q.shape[-2], the number of tokens",
               "build it from the sequence length: n = q.shape[-2]; mask = torch.ones(n, n, dtype=torch.bool).tril()")]
     return run_checks(fn, trials, reference="vit_tutorial.einsum_attention with a causal mask", grad=True,
                        mistakes=_CAUSAL_MISTAKES, diagnose=_diagonal_masked, clues=clues, axes=("query", None),
+                       batched=(0, 1, 2),
                        hint="scaled scores, then masked_fill(~mask, -inf) with mask = ones(n, n).tril(), "
                             "then softmax(dim=-1) and @ v",
                        shape_hint="the output is (..., n, d_v): one row per query",

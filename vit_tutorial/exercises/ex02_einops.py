@@ -8,7 +8,7 @@ from einops import rearrange
 from torch import einsum
 
 from ..attention import merge_heads, split_heads
-from .ex01_attention import SCORE_MISTAKES, score_trials
+from .ex01_attention import SCORE_MISTAKES, T_CLUES, score_trials
 from .harness import Mistake, Trial, describe, randn, run_checks
 
 _SPLIT_MISTAKES: list[Mistake] = [
@@ -39,10 +39,11 @@ def check_split_heads(fn: Callable) -> bool | None:
     """``fn(x, heads)``: ``(b, n, heads*d)`` -> ``(b, heads, n, d)``, the package's ``(h d)`` feature order."""
     gen = torch.Generator().manual_seed(201)
     trials = []
-    for (b, n, h, d) in ((2, 5, 3, 4), (1, 7, 2, 8), (3, 4, 4, 6)):
+    for (b, n, h, d, edge) in ((2, 5, 3, 4, None), (1, 7, 2, 8, None), (3, 4, 4, 6, None),
+                               (2, 1, 1, 5, "one head and one token")):
         x = randn(gen, b, n, h * d)
-        trials.append(Trial(describe(x=x, heads=h), (x, h), split_heads(x, h), reference=split_heads))
-    return run_checks(fn, trials, reference="vit_tutorial.attention.split_heads", grad=True,
+        trials.append(Trial(describe(x=x, heads=h), (x, h), split_heads(x, h), reference=split_heads, edge=edge))
+    return run_checks(fn, trials, reference="vit_tutorial.attention.split_heads", grad=True, batched=(0,),
                        mistakes=_SPLIT_MISTAKES, axes=("image", "head", "token", None),
                        hint="name the axes: the last one is (h d); the result is b h n d",
                        shape_hint="the result is (batch, heads, tokens, d): heads come before tokens",
@@ -91,9 +92,10 @@ def _head_order(out: torch.Tensor, trial: Trial) -> tuple[str, str] | None:
 def check_merge_heads(fn: Callable) -> bool | None:
     """``fn(x)``: ``(b, heads, n, d)`` -> ``(b, n, heads*d)``, the inverse of ``split_heads``."""
     gen = torch.Generator().manual_seed(202)
-    trials = [Trial(describe(x=x), (x,), merge_heads(x), reference=merge_heads)
-              for x in (randn(gen, 2, 3, 5, 4), randn(gen, 1, 2, 7, 8), randn(gen, 3, 4, 4, 6))]
-    return run_checks(fn, trials, reference="vit_tutorial.attention.merge_heads", grad=True,
+    trials = [Trial(describe(x=x), (x,), merge_heads(x), reference=merge_heads, edge=edge)
+              for x, edge in ((randn(gen, 2, 3, 5, 4), None), (randn(gen, 1, 2, 7, 8), None),
+                              (randn(gen, 3, 4, 4, 6), None), (randn(gen, 2, 1, 1, 5), "one head and one token"))]
+    return run_checks(fn, trials, reference="vit_tutorial.attention.merge_heads", grad=True, batched=(0,),
                        mistakes=_MERGE_MISTAKES, diagnose=_head_order, axes=("image", "token", None),
                        hint="the pattern mirrors the split: b h n d -> b n (h d)",
                        shape_hint="the result is (batch, tokens, heads·d)",
@@ -105,7 +107,7 @@ def check_einsum_scores(fn: Callable) -> bool | None:
     """``fn(q, k)`` with one ``einsum``: ``(b, h, n_q, d), (b, h, n_k, d)`` -> ``(b, h, n_q, n_k)``, times 1/√d."""
     gen = torch.Generator().manual_seed(203)
     trials = score_trials(gen, [((2, 3, 5, 8), (2, 3, 6, 8)), ((1, 4, 6, 16), (1, 4, 6, 16)),
-                                 ((2, 2, 3, 8), (2, 2, 7, 8))])
+                                 ((2, 2, 3, 8), (2, 2, 7, 8))], [((1, 1, 1, 8), (1, 1, 3, 8), "one head, one query")])
     mistakes = SCORE_MISTAKES + [
         (lambda q, k: einsum("b h i d, b h j d -> b i j", q, k) * q.shape[-1] ** -0.5,
          "the heads were summed away: h is missing from the output indices",
@@ -117,11 +119,11 @@ def check_einsum_scores(fn: Callable) -> bool | None:
          "the sum runs over the keys instead of over d: the result keeps d, not one score per key",
          "d is the index that appears in both inputs and not in the output: '-> b h i j'"),
     ]
-    clues = [(r"einsum\(\): subscript \w has size \d+ for operand \d+ which does not broadcast",
+    clues = T_CLUES + [(r"einsum\(\): subscript \w has size \d+ for operand \d+ which does not broadcast",
               "queries and keys share one letter in your einsum string, but there are 5 queries and 6 keys here: "
               "one letter means one axis of one size",
               "give the key axis its own letter: 'b h i d, b h j d -> b h i j'")]
-    return run_checks(fn, trials, reference="vit_tutorial.attention_scores", grad=True, clues=clues,
+    return run_checks(fn, trials, reference="vit_tutorial.attention_scores", grad=True, clues=clues, batched=(0, 1),
                        mistakes=mistakes, axes=("image", "head", "query", "key"),
                        hint="einsum('b h i d, b h j d -> b h i j', q, k) sums over d; then scale by 1/√d",
                        shape_hint="one score per (query, key) pair and head: (b, h, n_queries, n_keys)",

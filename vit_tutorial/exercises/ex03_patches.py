@@ -26,7 +26,7 @@ def _trial(images, p, embed, weight=None, bias=None) -> Trial:
 
 def _patch_trials(gen, with_weights: bool) -> list[Trial]:
     trials = []
-    for (b, c, hh, ww, p, dim) in ((2, 3, 8, 12, 4, 10), (1, 1, 6, 6, 3, 5), (3, 2, 4, 10, 2, 7)):
+    for (b, c, hh, ww, p, dim) in ((2, 3, 8, 12, 4, 10), (1, 1, 6, 6, 3, 5), (3, 2, 4, 10, 2, 7), (2, 2, 4, 4, 4, 3)):
         images = randn(gen, b, c, hh, ww)
         with private_rng():
             embed = PatchEmbedding((hh, ww), p, dim, channels=c, kind="linear")
@@ -34,6 +34,7 @@ def _patch_trials(gen, with_weights: bool) -> list[Trial]:
             trials.append(_trial(images, p, embed, randn(gen, dim, p * p * c, scale=0.3), randn(gen, dim)))
         else:
             trials.append(_trial(images, p, embed))
+    trials[-1].edge = "one patch: the patch is as large as the image"
     return trials
 
 
@@ -98,7 +99,7 @@ def check_patchify(fn: Callable) -> bool | None:
     ]
     probes: list[Probe] = [(lambda f: lambda x, p: f(x.permute(0, 2, 3, 1), p), *_CHANNELS_LAST)]
     return run_checks(fn, _patch_trials(gen, with_weights=False), reference="vit_tutorial.PatchEmbedding's Rearrange",
-                       grad=True, mistakes=mistakes, probes=probes, diagnose=_patch_shapes,
+                       grad=True, mistakes=mistakes, probes=probes, diagnose=_patch_shapes, batched=(0,),
                        axes=("image", "patch", None),
                        hint="one rearrange: split H into (h p1) and W into (w p2), then group (h w) and (p1 p2 c)",
                        shape_hint="one row per patch: (batch, (H/p)·(W/p), p·p·channels)",
@@ -129,7 +130,7 @@ def check_patch_embedding(fn: Callable) -> bool | None:
         (lambda f: lambda x, w, b, p: f(x.permute(0, 2, 3, 1), w, b, p), *_CHANNELS_LAST),
     ]
     return run_checks(fn, _patch_trials(gen, with_weights=True), reference="vit_tutorial.PatchEmbedding(kind='linear')",
-                       grad=True, mistakes=mistakes, probes=probes, diagnose=_patch_shapes,
+                       grad=True, mistakes=mistakes, probes=probes, diagnose=_patch_shapes, batched=(0,),
                        axes=("image", "patch", None),
                        hint="patchify exactly like the previous exercise, then apply the linear map: "
                             "F.linear(patches, weight, bias)",

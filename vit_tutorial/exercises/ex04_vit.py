@@ -17,7 +17,7 @@ def _with_positions(tokens, cls_token, pos_embedding):
 
 def _token_trials(gen, with_positions: bool) -> list[Trial]:
     trials = []
-    for b, n, dim in ((2, 4, 6), (3, 9, 8), (1, 16, 4)):
+    for b, n, dim in ((2, 4, 6), (3, 9, 8), (1, 16, 4), (2, 1, 5)):
         tokens, cls = randn(gen, b, n, dim), randn(gen, 1, 1, dim)
         if with_positions:
             pos = randn(gen, 1, n + 1, dim)
@@ -26,6 +26,7 @@ def _token_trials(gen, with_positions: bool) -> list[Trial]:
         else:
             trials.append(Trial(describe(tokens=tokens, cls_token=cls), (tokens, cls), prepend_cls_token(tokens, cls),
                                 reference=prepend_cls_token))
+    trials[-1].edge = "a single patch token"
     return trials
 
 
@@ -78,7 +79,7 @@ def check_add_cls_token(fn: Callable) -> bool | None:
     ]
     probes: list[Probe] = [(_one_at_a_time, *_ONE_IMAGE)]
     return run_checks(fn, _token_trials(gen, with_positions=False), reference="vit_tutorial.prepend_cls_token",
-                       grad=True, mistakes=mistakes, probes=probes, diagnose=_cls_slot,
+                       grad=True, mistakes=mistakes, probes=probes, diagnose=_cls_slot, batched=(0,),
                        axes=("image", "token", None), hint="torch.cat([cls_token.expand(b, -1, -1), tokens], dim=1)",
                        shape_hint="one more token than before: (b, n + 1, dim)", error_hint=_EXPAND_HINT)
 
@@ -109,7 +110,7 @@ def check_add_position_embedding(fn: Callable) -> bool | None:
     ]
     probes: list[Probe] = [(_one_at_a_time, *_ONE_IMAGE)]
     return run_checks(fn, _token_trials(gen, with_positions=True), reference="vit_tutorial.prepend_cls_token",
-                       grad=True, mistakes=mistakes, probes=probes, axes=("image", "token", None),
+                       grad=True, mistakes=mistakes, probes=probes, axes=("image", "token", None), batched=(0,),
                        hint="x = torch.cat([cls_token.expand(b, -1, -1), tokens], dim=1), then x + pos_embedding",
                        shape_hint="positions are added, so the shape is that of the sequence with CLS: (b, n + 1, dim)",
                        error_hint=_EXPAND_HINT + "; pos_embedding has n + 1 rows (one for CLS): "
@@ -118,7 +119,7 @@ def check_add_position_embedding(fn: Callable) -> bool | None:
 
 def _feedforward_trials(gen) -> list[Trial]:
     trials = []
-    for shape, hidden in (((2, 5, 8), 16), ((1, 3, 6), 24), ((4, 2, 12), 20)):
+    for shape, hidden in (((2, 5, 8), 16), ((1, 3, 6), 24), ((4, 2, 12), 20), ((3, 8), 12)):
         with private_rng():
             mlp = fill(FeedForward(shape[-1], hidden), gen)
         x = randn(gen, *shape, scale=2.0)
@@ -130,6 +131,7 @@ def _feedforward_trials(gen) -> list[Trial]:
 
         trials.append(Trial(describe(x=x, w1=args[1], b1=args[2], w2=args[3], b2=args[4]), args,
                             reference(*args), reference=reference))
+    trials[-1].edge = "x with no batch axis, (tokens, dim): the MLP acts on the last axis whatever comes before"
     return trials
 
 
@@ -170,7 +172,7 @@ def check_feedforward(fn: Callable) -> bool | None:
          "you multiplied by w where w.T belongs: nn.Linear stores its weight as (out, in)",
          "x @ w1.T + b1, or F.linear(x, w1, b1), which transposes for you")]
     return run_checks(fn, _feedforward_trials(gen), reference="vit_tutorial.FeedForward", grad=True,
-                       mistakes=mistakes, probes=probes, axes=("image", "token", None),
+                       mistakes=mistakes, probes=probes, axes=("image", "token", None), batched=(0,),
                        hint="h = F.gelu(x @ w1.T + b1); return h @ w2.T + b2",
                        shape_hint="the MLP maps each token back to its own size: the output has x's shape",
                        error_hint="w1 has nn.Linear's layout (hidden, dim): x @ w1.T + b1, or F.linear(x, w1, b1)")
@@ -178,7 +180,8 @@ def check_feedforward(fn: Callable) -> bool | None:
 
 def _block_trials(gen) -> list[Trial]:
     trials = []
-    for shape, heads, dim_head, mlp_dim in (((2, 5, 8), 2, 4, 16), ((1, 7, 12), 3, 4, 24), ((3, 4, 8), 2, 4, 16)):
+    for shape, heads, dim_head, mlp_dim in (((2, 5, 8), 2, 4, 16), ((1, 7, 12), 3, 4, 24), ((3, 4, 8), 2, 4, 16),
+                                            ((2, 1, 8), 2, 4, 16)):
         with private_rng():
             block = fill(Block(shape[-1], heads, dim_head, mlp_dim), gen)
         x = randn(gen, *shape)
@@ -186,6 +189,7 @@ def _block_trials(gen) -> list[Trial]:
             trials.append(Trial(f"x {shape}, Block(dim={shape[-1]}, heads={heads}, mlp_dim={mlp_dim})",
                                 (x, block.attn, block.mlp, block.norm1, block.norm2), block(x),
                                 reference=lambda x, *modules, block=block: block(x)))
+    trials[-1].edge = "a sequence of one token"
     return trials
 
 
@@ -257,7 +261,7 @@ def check_pre_norm_block(fn: Callable) -> bool | None:
     """``fn(x, attn, mlp, norm1, norm2)``: ``x + attn(norm1(x))``, then ``+ mlp(norm2(.))``, like ``Block``."""
     gen = torch.Generator().manual_seed(404)
     return run_checks(fn, _block_trials(gen), reference="vit_tutorial.Block", grad=True,
-                       mistakes=_BLOCK_MISTAKES, axes=("image", "token", None),
+                       mistakes=_BLOCK_MISTAKES, axes=("image", "token", None), batched=(0,),
                        hint="two residual steps: x = x + attn(norm1(x)); return x + mlp(norm2(x))",
                        shape_hint="a block keeps the shape of its input: (batch, tokens, dim)",
                        error_hint="attn, mlp, norm1 and norm2 are modules: call them like functions, "
@@ -267,7 +271,7 @@ def check_pre_norm_block(fn: Callable) -> bool | None:
 def _head_trials(gen) -> list[Trial]:
     trials = []
     for pool, b, side, dim, classes in (("cls", 2, 4, 6, 3), ("mean", 3, 6, 10, 4), ("mean", 2, 4, 8, 5),
-                                         ("cls", 3, 6, 8, 2)):
+                                         ("cls", 3, 6, 8, 2), ("mean", 1, 2, 6, 3)):
         with private_rng():
             model = fill(ViT(image_size=side, patch_size=2, num_classes=classes, dim=dim, depth=1, heads=1,
                              dim_head=4, mlp_dim=8, pool=pool, channels=1), gen)
@@ -278,6 +282,7 @@ def _head_trials(gen) -> list[Trial]:
         trials.append(Trial(f"x {tuple(x.shape)} (CLS + {x.shape[1] - 1} patch tokens), pool={pool!r}",
                             (x, norm, head, pool), expected,
                             reference=lambda x, norm, head, pool, model=model: model.forward_head(norm(x))))
+    trials[-1].edge = "a batch of one image with a single patch token"
     return trials
 
 
@@ -326,7 +331,7 @@ def check_vit_head(fn: Callable) -> bool | None:
     """``fn(x, norm, head, pool)``: encoder tokens ``(b, 1 + n, dim)`` -> logits, like ``ViT.forward_head``."""
     gen = torch.Generator().manual_seed(405)
     return run_checks(fn, _head_trials(gen), reference="vit_tutorial.ViT.forward_head after the final norm",
-                       grad=True, mistakes=_HEAD_MISTAKES, axes=("image", "class"),
+                       grad=True, mistakes=_HEAD_MISTAKES, axes=("image", "class"), batched=(0,),
                        hint="x = norm(x); pooled = x[:, 0] if pool == 'cls' else x[:, 1:].mean(dim=1); "
                             "return head(pooled)",
                        shape_hint="one row of logits per image: (batch, num_classes)",

@@ -2,9 +2,11 @@
 
 Both run the learner's function on a small seeded ViT and watch it work: hooks count the calls of
 ``optimizer.step()`` and of ``backward()``, note whether gradients were there when ``step()`` ran,
-and record the model's mode and whether gradients were on during each forward pass. What the
-function returns, the parameters after each step and these observations form one result tensor,
-compared with what ``vit_tutorial.step.train_step`` and ``vit_tutorial.step.evaluate`` give.
+and record the model's mode and whether gradients were on during each forward pass. After each call
+they look at what the function left behind: the model's train/eval mode, ``requires_grad``, the
+parameters' dtype, and (for an evaluation) gradients on the parameters. What the function returns,
+the parameters after each step and these observations form one result tensor, compared with what
+``vit_tutorial.step.train_step`` and ``vit_tutorial.step.evaluate`` give.
 """
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ from ..vit import ViT
 from .harness import Mistake, Trial, fill, number, private_rng, run_checks
 
 _STEPS, _LR = 3, 0.5
+_SEEN = 7  # the observations in front of a training run's result: see _train_run
 
 
 def _tiny_vit(dropout: float = 0.0) -> ViT:
@@ -46,19 +49,29 @@ def _watch(model, optimizer) -> dict:
     return log
 
 
+def _left_as_found(model, training: bool) -> list[bool]:
+    """[the mode it came in, every parameter still requires grad, still float32]."""
+    params = list(model.parameters())
+    return [all(m.training == training for m in model.modules()), all(p.requires_grad for p in params),
+            all(p.dtype == torch.float32 for p in params)]
+
+
 def _train_run(fn, state, images, labels) -> torch.Tensor:
     """``_STEPS`` calls of ``fn(model, optimizer, images, labels)`` -> [calls per step: step(), backward();
-    steps that found no gradients; steps before any backward(); the losses; the parameters after each step]."""
+    steps that found no gradients; steps before any backward(); after every call: still in train mode, still
+    requiring gradients, still float32; the losses; the parameters after each step]."""
     with private_rng():
         model = _tiny_vit()
     model.load_state_dict(state)
     optimizer = torch.optim.SGD(model.parameters(), lr=_LR)
-    log, losses, params = _watch(model, optimizer), [], []
+    log, losses, params, kept = _watch(model, optimizer), [], [], [True, True, True]
     with torch.enable_grad():
         for x, y in zip(images, labels):
             losses.append(number(fn(model, optimizer, x, y)))
-            params.append(torch.cat([p.detach().flatten() for p in model.parameters()]))
-    seen = [log["steps"] / _STEPS, log["backwards"] / _STEPS, log["empty"], log["early"]]
+            params.append(torch.cat([p.detach().float().flatten() for p in model.parameters()]))
+            kept = [a and b for a, b in zip(kept, _left_as_found(model, training=True))]
+            model.train()  # the next step starts as a training loop would start it
+    seen = [log["steps"] / _STEPS, log["backwards"] / _STEPS, log["empty"], log["early"], *kept]
     return torch.cat([torch.tensor(seen + losses, dtype=torch.float32), *params])
 
 
@@ -96,10 +109,21 @@ _STEP_MISTAKES: list[Mistake] = [
 
 def _step_story(out: torch.Tensor, trial: Trial) -> tuple[str, str] | None:
     """What the hooks saw, in the order a learner should fix it."""
-    steps, backwards, empty, early = out[:4].tolist()
-    params = out[4 + _STEPS:].reshape(_STEPS, -1)
+    steps, backwards, empty, early, mode, grads, dtype = out[:_SEEN].tolist()
+    params = out[_SEEN + _STEPS:].reshape(_STEPS, -1)
     start = torch.cat([p.flatten() for p in trial.args[0].values()])
     order = "the order is: optimizer.zero_grad(), logits = model(images), loss, loss.backward(), optimizer.step()"
+    if not mode:
+        return ("the model came in train mode and your step left it in eval mode: the next step of the loop would "
+                "train with dropout off (state left behind)",
+                "a training step leaves the mode alone: no model.eval() inside it (evaluation restores the mode "
+                "itself)")
+    if not grads:
+        return ("after your step some parameters no longer require gradients (requires_grad changed): "
+                "training would stop updating them", "do not call requires_grad_(False) on the model in a step")
+    if not dtype:
+        return ("after your step the parameters are no longer float32: the model's dtype changed",
+                "no .double(), .half() or .to(dtype) on the model inside a step")
     if steps == 0 and not torch.allclose(params[-1], start):
         return ("the parameters moved, but not with the optimizer you were given: did you make a new one?",
                 "use the `optimizer` argument: it holds the learning rate (and, for Adam, state) of the run")
@@ -117,17 +141,18 @@ def _step_story(out: torch.Tensor, trial: Trial) -> tuple[str, str] | None:
                 "zero_grad() belongs before backward() (or after step()), never between the two")
     exp = trial.expected
     right = torch.isclose(out, exp, rtol=1e-4, atol=1e-6)
-    if right[4 + _STEPS:].all():
+    if right[_SEEN + _STEPS:].all():
         return ("the parameters are updated correctly, but the loss you return is not the loss of this step",
                 "return loss.item() of the loss you called backward() on (computed before the update)")
-    first = next(i for i in range(_STEPS) if not right[4 + _STEPS:].reshape(_STEPS, -1)[i].all())
+    first = next(i for i in range(_STEPS) if not right[_SEEN + _STEPS:].reshape(_STEPS, -1)[i].all())
     if first > 0:
         return (f"step 1 is right, but step {first + 1} is not: something carries over from one step to the next",
                 "each step must start from clean gradients: optimizer.zero_grad() before loss.backward()")
-    if right[4]:
+    if right[_SEEN]:
         return ("the loss of step 1 is right, but the update is not: the gradients used differ from this loss's "
                 "(a rescaled loss, a second backward(), clipping?)", "loss.backward() once, then optimizer.step()")
-    return (f"the loss of step 1 is {out[4]:.5g}, but F.cross_entropy(model(images), labels) is {exp[4]:.5g}, "
+    return (f"the loss of step 1 is {out[_SEEN]:.5g}, but F.cross_entropy(model(images), labels) is "
+            f"{exp[_SEEN]:.5g}, "
             "so the update differs too", "the loss is the cross-entropy of the model's raw logits and the labels")
 
 
@@ -149,15 +174,17 @@ def check_train_step(fn: Callable) -> bool | None:
     """``fn(model, optimizer, images, labels)`` -> the loss: one step, like ``vit_tutorial.step.train_step``."""
     gen = torch.Generator().manual_seed(502)
     return run_checks(fn, _step_trials(gen), reference="vit_tutorial.step.train_step", mistakes=_STEP_MISTAKES,
-                       diagnose=_step_story, atol=1e-6,
+                       diagnose=_step_story, atol=1e-6, properties=False,
                        hint="optimizer.zero_grad(); loss = F.cross_entropy(model(images), labels); loss.backward(); "
-                            "optimizer.step(); return loss.item()",
+                            "optimizer.step(); return loss.item() (the loss as a number: a float, or the 0-d loss "
+                            "tensor, which is what the package's train_step returns)",
                        error_hint="the loss must be a tensor with gradient history: compute it from model(images) "
                                   "outside torch.no_grad(), and call .backward() on it (not on loss.item())")
 
 
 def _eval_run(fn, state, training, images, labels) -> torch.Tensor:
-    """-> [the returned accuracy, mode restored, every forward in eval mode, every forward without gradients]."""
+    """-> [the returned accuracy, mode restored, every forward in eval mode, every forward without gradients,
+    requires_grad and dtype as they were, no gradients left on the parameters]."""
     with private_rng():
         model = _tiny_vit(dropout=0.5)
     model.load_state_dict(state)
@@ -166,8 +193,10 @@ def _eval_run(fn, state, training, images, labels) -> torch.Tensor:
     model.register_forward_pre_hook(lambda m, args: seen.append((m.training, torch.is_grad_enabled())))
     with torch.enable_grad():
         acc = number(fn(model, images, labels))
-    return torch.tensor([acc, model.training == training, bool(seen) and not any(t for t, _ in seen),
-                         bool(seen) and not any(g for _, g in seen)], dtype=torch.float64)
+    kept = _left_as_found(model, training)
+    clean = all(p.grad is None for p in model.parameters())
+    return torch.tensor([acc, kept[0], bool(seen) and not any(t for t, _ in seen),
+                         bool(seen) and not any(g for _, g in seen), kept[1] and kept[2], clean], dtype=torch.float64)
 
 
 def _evaluating(score):
@@ -195,13 +224,20 @@ _EVAL_MISTAKES: list[Mistake] = [
 
 
 def _eval_story(out: torch.Tensor, trial: Trial) -> tuple[str, str] | None:
-    if out.shape != (4,):
+    if out.shape != (6,):
         return None
-    _, restored, in_eval, no_grad = out.tolist()
+    _, restored, in_eval, no_grad, kept, clean = out.tolist()
     came_in = "train" if trial.args[1] else "eval"
     if not in_eval:
         return ("the model was in train mode during the forward pass, so dropout was still switching off "
                 "random features: the accuracy is noisy and too low", "call model.eval() before the forward pass")
+    if not kept:
+        return ("the evaluation changed the model's parameters' requires_grad (or dtype) and left them so: training "
+                "would no longer update them (state left behind)",
+                "use `with torch.no_grad():` instead of requires_grad_(False); leave the parameters as they came")
+    if not clean:
+        return ("the evaluation left gradients on the parameters: it ran backward() (state left behind)",
+                "an evaluation only computes: no loss.backward() in it")
     if not no_grad:
         return ("gradients were on during the evaluation: autograd kept the whole graph for nothing",
                 "wrap the forward pass in `with torch.no_grad():`")
@@ -219,7 +255,7 @@ def _eval_trials(gen) -> list[Trial]:
         model = fill(_tiny_vit(dropout=0.5), gen)
     state = {k: v.clone() for k, v in model.state_dict().items()}
     trials = []
-    for training, n in ((True, 40), (False, 30), (True, 25)):
+    for training, n in ((True, 40), (False, 30), (True, 25), (False, 1)):
         x = torch.randint(0, 256, (n, 1, 8, 8), dtype=torch.uint8, generator=gen)
         images = normalize(x, mean, std)  # what evaluate() feeds the model
         with torch.no_grad():
@@ -230,7 +266,8 @@ def _eval_trials(gen) -> list[Trial]:
             return evaluate(model, x, labels, mean, std, torch.device("cpu"))[1]
         args = (state, training, images, labels)
         trials.append(Trial(f"a small ViT with dropout, in {'train' if training else 'eval'} mode, {n} images",
-                            args, _eval_run(reference, *args), call=_eval_run))
+                            args, _eval_run(reference, *args), call=_eval_run,
+                            edge="a batch of one image" if n == 1 else None))
     return trials
 
 
@@ -240,7 +277,7 @@ def check_evaluate(fn: Callable) -> bool | None:
     clues = [(r"must match the size of tensor b", "your predictions and the labels have different sizes",
               "take the argmax over the classes, logits.argmax(dim=-1): one prediction per image")]
     return run_checks(fn, _eval_trials(gen), reference="vit_tutorial.step.evaluate", mistakes=_EVAL_MISTAKES,
-                       diagnose=_eval_story, clues=clues, rtol=1e-6, atol=1e-9,
+                       diagnose=_eval_story, clues=clues, rtol=1e-6, atol=1e-9, properties=False,
                        hint="was_training = model.training; model.eval(); "
                             "with torch.no_grad(): logits = model(images); "
                             "model.train(was_training); return (logits.argmax(dim=-1) == labels).float().mean().item()",

@@ -91,9 +91,10 @@ def _schedule_parts(out: torch.Tensor, trial: Trial) -> tuple[str, str] | None:
 
 def check_warmup_cosine_lr(fn: Callable) -> bool | None:
     """``fn(step, total_steps, warmup_steps, base_lr, min_lr)`` -> the learning rate, like ``optim.lr_at``."""
-    configs = ((20, 5, 1e-3, 1e-5), (37, 4, 0.5, 0.05), (12, 0, 2e-3, 0.0))
+    configs = ((20, 5, 1e-3, 1e-5, None), (37, 4, 0.5, 0.05, None), (12, 0, 2e-3, 0.0, None),
+               (6, 1, 0.1, 0.01, "a warm-up of one step"), (4, 4, 0.1, 0.0, "a warm-up as long as the whole run"))
     trials = [Trial(f"total_steps={t}, warmup_steps={w}, base_lr={b:g}, min_lr={m:g}", (t, w, b, m),
-                    _schedule(lr_at, t, w, b, m), call=_schedule) for t, w, b, m in configs]
+                    _schedule(lr_at, t, w, b, m), call=_schedule, edge=edge) for t, w, b, m, edge in configs]
     clues = [(r"division by zero", "with warmup_steps = 0 your code divides by zero",
               "with warmup_steps = 0 there is no warm-up: do not divide by it (check step < warmup_steps first)")]
     return run_checks(fn, trials, reference="vit_tutorial.optim.lr_at", mistakes=_LR_MISTAKES, clues=clues,
@@ -147,12 +148,13 @@ def check_accuracy(fn: Callable) -> bool | None:
     """``fn(logits, labels)`` -> the fraction of rows whose largest logit is at the true label (a number in [0, 1])."""
     gen = torch.Generator().manual_seed(501)
     trials = [_crafted_accuracy_trial()]
-    for n, classes in ((8, 5), (37, 10), (20, 3)):
+    for n, classes in ((8, 5), (37, 10), (20, 3), (1, 4)):
         logits = randn(gen, n, classes)
         guess = torch.randint(classes, (n,), generator=gen)
         labels = torch.where(torch.rand(n, generator=gen) < 0.5, logits.argmax(-1), guess)
         acc = torch.tensor(accuracy(logits, labels), dtype=torch.float64)
-        trials.append(Trial(describe(logits=logits, labels=labels), (logits, labels), acc))
+        trials.append(Trial(describe(logits=logits, labels=labels), (logits, labels), acc,
+                            edge="a single example" if n == 1 else None))
     probes: list[Probe] = [(lambda f: lambda lg, y: f(lg.T.contiguous(), y),
                             "the argmax runs over the examples (dim=0); the prediction of each example is the "
                             "largest of its logits", "logits are (examples, classes): logits.argmax(dim=-1)")]

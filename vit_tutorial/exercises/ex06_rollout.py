@@ -81,9 +81,10 @@ def check_attention_rollout(fn: Callable) -> bool | None:
     """``fn(maps)``: a list of ``(b, heads, n, n)`` maps, one per layer -> ``(b, n, n)``, like ``attention_rollout``."""
     gen = torch.Generator().manual_seed(601)
     trials = []
-    for layers, b, heads, n in ((3, 2, 3, 5), (2, 1, 2, 7), (4, 3, 4, 4)):
+    for layers, b, heads, n in ((3, 2, 3, 5), (2, 1, 2, 7), (4, 3, 4, 4), (1, 2, 2, 3)):
         maps = _maps(gen, layers, b, heads, n)
-        trials.append(Trial(f"{layers} layers of maps ({b}, {heads}, {n}, {n})", (maps,), attention_rollout(maps)))
+        trials.append(Trial(f"{layers} layers of maps ({b}, {heads}, {n}, {n})", (maps,), attention_rollout(maps),
+                            edge="a model of one layer" if layers == 1 else None))
     return run_checks(fn, trials, reference="vit_tutorial.analysis.attention_rollout", mistakes=_ROLLOUT_MISTAKES,
                        diagnose=_which_rows, axes=("image", "output token", "input token"),
                        hint="for each layer: a = attn.mean(dim=1); a = 0.5 * a + 0.5 * torch.eye(n); "

@@ -76,10 +76,12 @@ def check_resize_pos_embedding(fn: Callable) -> bool | None:
     ``vit_tutorial.finetune.resize_pos_embedding``."""
     gen = torch.Generator().manual_seed(701)
     trials = []
-    for side, grid, dim in ((4, (5, 3), 6), (3, (6, 6), 8), (2, (3, 4), 4)):
+    for side, grid, dim, edge in ((4, (5, 3), 6, None), (3, (6, 6), 8, None), (2, (3, 4), 4, None),
+                                  (3, (3, 3), 4, "the same grid as before (the table must come back unchanged)"),
+                                  (4, (2, 2), 5, "a smaller grid (fine-tuning at a lower resolution)")):
         pos = randn(gen, 1, 1 + side * side, dim)
         trials.append(Trial(describe(pos=pos, grid=grid) + f" (a {side}x{side} grid + CLS)", (pos, grid),
-                            resize_pos_embedding(pos, grid)))
+                            resize_pos_embedding(pos, grid), edge=edge))
     return run_checks(fn, trials, reference="vit_tutorial.finetune.resize_pos_embedding", mistakes=_RESIZE_MISTAKES,
                        diagnose=_cls_row, axes=(None, "row", None),
                        hint="cls, rows = pos[:, :1], pos[:, 1:]; rows -> (1, s, s, dim) -> permute to (1, dim, s, s); "

@@ -68,9 +68,14 @@ def check_shift_images(fn: Callable) -> bool | None:
     like ``cnn.shift_images``."""
     gen = torch.Generator().manual_seed(1001)
     trials = []
-    for shape, dy, dx in (((2, 1, 6, 6), 0, 1), ((3, 2, 5, 7), 2, -1), ((1, 3, 8, 4), -3, 2), ((2, 1, 4, 4), 0, 0)):
+    for shape, dy, dx, edge in (((2, 1, 6, 6), 0, 1, None), ((3, 2, 5, 7), 2, -1, None), ((1, 3, 8, 4), -3, 2, None),
+                                ((2, 1, 4, 4), 0, 0, "a zero shift (dy = dx = 0): the image comes back unchanged"),
+                                ((2, 1, 6, 6), 6, 0, "a shift as large as the image (dy = 6 on 6 rows): "
+                                                     "nothing stays inside, all zeros"),
+                                ((1, 2, 5, 4), -2, 5, "a shift larger than the image (dx = 5 on 4 columns): "
+                                                      "nothing stays inside, all zeros")):
         x = randn(gen, *shape).abs() + 0.5  # no zeros in the image, so filled-in zeros are visible
-        trials.append(Trial(describe(x=x, dy=dy, dx=dx), (x, dy, dx), shift_images(x, dy, dx)))
+        trials.append(Trial(describe(x=x, dy=dy, dx=dx), (x, dy, dx), shift_images(x, dy, dx), edge=edge))
     mistakes: list[Mistake] = [
         (lambda x, dy, dx: torch.roll(x, (dy, dx), dims=(-2, -1)),
          "what leaves one edge comes back at the other: torch.roll wraps around",
@@ -82,6 +87,7 @@ def check_shift_images(fn: Callable) -> bool | None:
         *_SHIFT_MISTAKES,
     ]
     return run_checks(fn, trials, reference="vit_tutorial.cnn.shift_images", mistakes=mistakes, rtol=0, atol=0,
+                       batched=(0,), axes=("image", "channel", "row", "column"),
                        hint="out = torch.zeros_like(x); then copy x's rows max(-dy, 0) to h + min(-dy, 0) into "
                             "out's rows max(dy, 0) to h + min(dy, 0), and the same for the columns with dx",
                        error_hint="dy or dx may be 0 or negative: a slice like x[..., :-0] is empty, so use "
@@ -107,11 +113,11 @@ def check_shift_sensitivity(fn: Callable) -> bool | None:
     one-pixel shifts (right, left, down, up), like ``cnn.shift_sensitivity``: one number."""
     gen = torch.Generator().manual_seed(1002)
     trials = []
-    for b, c, h, w in ((4, 1, 8, 8), (3, 2, 6, 9), (5, 1, 7, 5)):
+    for b, c, h, w in ((4, 1, 8, 8), (3, 2, 6, 9), (5, 1, 7, 5), (1, 1, 6, 6)):
         images, features = randn(gen, b, c, h, w).relu(), _random_features(gen, c)
         expected = torch.tensor(shift_sensitivity(features, images), dtype=torch.float64)
         trials.append(Trial(describe(images=images) + ", features: a small random conv net", (features, images),
-                            expected))
+                            expected, edge="a batch of one image" if b == 1 else None))
     mistakes: list[Mistake] = [
         (_one_way, "you shifted one way only (right); the probe averages four directions",
          "for (dy, dx) in ((0, 1), (0, -1), (1, 0), (-1, 0)): measure, then average the four"),
@@ -136,12 +142,13 @@ def check_distillation_loss(fn: Callable) -> bool | None:
     like ``distill.distillation_loss``."""
     gen = torch.Generator().manual_seed(1003)
     trials = []
-    for n, classes in ((6, 4), (16, 10), (5, 3)):
+    for n, classes in ((6, 4), (16, 10), (5, 3), (1, 4)):
         cls_logits, dist_logits, teacher = (randn(gen, n, classes, scale=2.0) for _ in range(3))
         labels = torch.randint(classes, (n,), generator=gen)
         trials.append(Trial(describe(cls_logits=cls_logits, dist_logits=dist_logits, labels=labels,
                                      teacher_logits=teacher), (cls_logits, dist_logits, labels, teacher),
-                            distillation_loss(cls_logits, dist_logits, labels, teacher).double()))
+                            distillation_loss(cls_logits, dist_logits, labels, teacher).double(),
+                            edge="a batch of one example" if n == 1 else None))
     ce = F.cross_entropy
     mistakes: list[Mistake] = [
         (lambda c, d, y, t: 0.5 * ce(c, y) + 0.5 * ce(d, y),

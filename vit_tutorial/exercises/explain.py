@@ -19,6 +19,7 @@ from typing import Any, Callable, Sequence
 
 import torch
 
+from .diagnose import LEFT_BEHIND_HINT, by_property
 from .trial import BadReturn, Clue, Mistake, Outcome, Probe, Trial, Verdict, close, private_rng, shape_of
 
 #: Error and warning texts that name a mistake whatever the exercise.
@@ -62,6 +63,8 @@ class Settings:
     error_hint: str | None = None
     rtol: float = 1e-4
     atol: float = 1e-5
+    batched: Sequence[int] = ()  # arguments whose axis 0 is the batch, as the output's is (see diagnose)
+    properties: bool = True  # False where the output is not a plain result (a record of a training run)
 
 
 def explain(fn: Callable, trial: Trial, outcome: Outcome, rules: Settings) -> Verdict | None:
@@ -70,10 +73,35 @@ def explain(fn: Callable, trial: Trial, outcome: Outcome, rules: Settings) -> Ve
         return explain_error(fn, trial, outcome, rules)
     out, exp = outcome.out, trial.expected
     if close(out, exp, rules.rtol, rules.atol):
-        return changed_input(fn, trial, outcome)
+        return changed_input(fn, trial, outcome) or left_behind(outcome) or other_dtype(outcome, trial)
     return (find_clue(outcome.warnings, rules.clues) or known_mistake(out, trial, rules) or probe(fn, trial, rules)
-            or transposed(out, exp, rules) or diagnosed(out, trial, rules) or wrong_shape(out, exp, rules)
-            or random_each_call(fn, trial, out, rules) or wrong_values(out, exp, rules))
+            or transposed(out, exp, rules) or diagnosed(out, trial, rules) or properties(fn, trial, out, rules)
+            or left_behind(outcome) or wrong_shape(out, exp, rules) or random_each_call(fn, trial, out, rules)
+            or wrong_values(out, exp, rules))
+
+
+def properties(fn: Callable, trial: Trial, out: torch.Tensor, rules: Settings) -> Verdict | None:
+    """The shared diagnosis by property (:mod:`.diagnose`), when the checker's own found nothing."""
+    if not rules.properties or random_each_call(fn, trial, out, rules) is not None:
+        return None
+    return by_property(fn, trial, out, rules.axes, arg_names(fn, len(trial.args)), rules.batched)
+
+
+def left_behind(outcome: Outcome) -> Verdict | None:
+    """A module the function was handed is not as it was (mode, requires_grad, weights, gradients, dtype)."""
+    if not outcome.left:
+        return None
+    return Verdict(outcome.left[0] + ": it must be left as it was found", LEFT_BEHIND_HINT)
+
+
+def other_dtype(outcome: Outcome, trial: Trial) -> Verdict | None:
+    exp = trial.expected
+    got = outcome.dtype
+    if got is None or not exp.dim() or not exp.is_floating_point() or got == exp.dtype:
+        return None
+    return Verdict(f"the values are right, but the result is {str(got).removeprefix('torch.')} where the inputs "
+                   f"give {str(exp.dtype).removeprefix('torch.')}",
+                   "do not convert: no .double(), .float(), .half() or dtype= on the result")
 
 
 def diagnosed(out: torch.Tensor, trial: Trial, rules: Settings) -> Verdict | None:
@@ -91,7 +119,9 @@ def explain_error(fn: Callable, trial: Trial, outcome: Outcome, rules: Settings)
     if isinstance(err, BadReturn):
         return Verdict(err.problem, err.hint)
     said = error_text(err)
-    found = probe(fn, trial, rules) or find_clue([error_text(err, 99)] + outcome.warnings, rules.clues)
+    # the learner's own line too: PyTorch gives some warnings (``.T`` on 3+ axes) only once per process
+    found = probe(fn, trial, rules) or find_clue([error_text(err, 99), your_line(err, fn) or ""] + outcome.warnings,
+                                                  rules.clues)
     if found is not None:
         return Verdict(f"{found.problem}\n   (it raised {said.splitlines()[0]})", found.hint)
     line = your_line(err, fn)

@@ -26,7 +26,8 @@ Clue = tuple[str, str, str]
 class Verdict(NamedTuple):
     problem: str
     hint: str
-    kind: str = "known"  # "known": a recognised mistake; "shape": what the output's structure shows; "generic"
+    kind: str = "known"  # "known": a recognised mistake; "shape": what the output's structure shows;
+    # "property": what the shared diagnosis by property found (``diagnose``); "generic"
 
     @property
     def named(self) -> bool:
@@ -49,6 +50,8 @@ class Outcome:
     error: BaseException | None = None
     changed: list[int] = field(default_factory=list)  # positions of the inputs it modified
     warnings: list[str] = field(default_factory=list)
+    left: list[str] = field(default_factory=list)  # what it changed in the modules it was handed
+    dtype: torch.dtype | None = None  # the dtype of the tensor it returned, before comparing
 
 
 @dataclass
@@ -64,27 +67,49 @@ class Trial:
     expected: torch.Tensor
     call: Callable[..., Any] | None = None
     reference: Callable[..., Any] | None = None
+    edge: str | None = None  # an edge case the exercise allows (zero shift, one token, ...): said when only it fails
 
     def attempt(self, fn: Callable, seed: int = 0) -> Outcome:
+        from .diagnose import module_state, restore, state_change
+
         args = fresh(self.args)  # a function that edits its inputs in place spoils nothing
+        modules = [(i, a, module_state(a)) for i, a in enumerate(args) if isinstance(a, torch.nn.Module)]
+        raw = None
         with private_rng(seed), warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             try:
-                with torch.no_grad():
-                    raw = self.call(fn, *args) if self.call is not None else fn(*args)
+                try:
+                    with torch.no_grad():
+                        raw = self.call(fn, *args) if self.call is not None else fn(*args)
+                finally:  # modules are shared by the tests: whatever the function did to them is undone
+                    left = [state_change(before, m, name) for name, (i, m, before)
+                            in zip(arg_labels(fn, len(args), [i for i, _, _ in modules]), modules)]
+                    for _, m, before in modules:
+                        restore(m, before)
                 out = as_tensor(raw, self.expected)
             except NotImplementedError:
                 raise
             except Exception as e:  # the learner's bug (or a mistake that does not apply): report, never raise
                 return Outcome(error=e, warnings=[str(w.message) for w in caught])
         changed = [i for i, (a, b) in enumerate(zip(args, self.args)) if not same_value(a, b)]
-        return Outcome(out=out, changed=changed, warnings=[str(w.message) for w in caught])
+        return Outcome(out=out, changed=changed, warnings=[str(w.message) for w in caught],
+                       left=[s for s in left if s], dtype=raw.dtype if isinstance(raw, torch.Tensor) else None)
 
     def run(self, fn: Callable) -> torch.Tensor:
         outcome = self.attempt(fn)
         if outcome.error is not None:
             raise outcome.error
         return outcome.out
+
+
+def arg_labels(fn: Callable, n: int, positions: list[int]) -> list[str]:
+    """The learner's names for the arguments at ``positions`` (``argument 3`` where there is none)."""
+    import inspect
+    try:
+        names = list(inspect.signature(fn).parameters)
+    except (TypeError, ValueError):
+        names = []
+    return [names[i] if i < len(names) else f"argument {i + 1}" for i in positions]
 
 
 def fresh(x: Any) -> Any:
