@@ -136,8 +136,7 @@ def one_axis_reordered(o: torch.Tensor, e: torch.Tensor, axes, d: int) -> Found:
                         "reads grids row by row, (h w), and groups features by head, (h d)")
     slices = list(e.unbind(d))
     holds = [next((j for j, t in enumerate(slices) if _close(s, t)), None) for s in o.unbind(d)]
-    # a permutation, but not the identity (slices that each match in place are not "another order")
-    if holds != list(range(n)) and sorted(h for h in holds if h is not None) == list(range(n)):
+    if holds != list(range(n)) and sorted(h for h in holds if h is not None) == list(range(n)):  # not identity
         shown = ", ".join(map(str, holds[:8])) + (", …" if n > 8 else "")
         return (f"the right values, but the {what}s along {where} are in another order: your positions hold "
                 f"{what}s {shown}", "the order of that axis must match the package's; look at how you build it")
