@@ -132,7 +132,11 @@ class PatchEmbedding(nn.Module):
 
 
 def linear_to_conv_weight(weight: torch.Tensor, patch_size, channels: int) -> torch.Tensor:
-    """Reshape a ``Linear`` patch weight ``(dim, p1*p2*c)`` into a ``Conv2d`` one ``(dim, c, p1, p2)``."""
+    """Turn a ``Linear`` patch weight ``(dim, p1*p2*c)`` into a ``Conv2d`` one ``(dim, c, p1, p2)``.
+
+    A transpose, not a plain reshape: a row is ordered ``(p1 p2 c)`` like the flattened patches, a
+    filter ``(c p1 p2)``; ``weight.reshape(dim, c, p1, p2)`` has the right shape and gives wrong tokens.
+    """
     ph, pw = pair(patch_size)
     return rearrange(weight, "d (p1 p2 c) -> d c p1 p2", p1=ph, p2=pw, c=channels)
 
