@@ -13,11 +13,11 @@
     optim         AdamW with decay on matrices only, the warm-up + cosine schedule  notebook 05
     step          one training step, one evaluation, accuracy                       notebook 05
     augment       CIFAR-10's regularisers on the GPU: TrivialAugment, erasing, Mixup/CutMix, EMA   notebooks 05, 09
-    files         the one rule for every file written: atomic, never over yours     notebooks 05, 07
-    checkpoint    safe reads, resume state, weights-only export                     notebook 05
+    files         the one rule for every file written: atomic, never over yours     notebooks 05, 07, 11
+    checkpoint    safe reads, resume state, weights-only export                     notebooks 05, 11
     recipes       TrainConfig and the named recipes                                 notebook 05
     distributed   several processes under torchrun (DistributedDataParallel)
-    runs          what a run leaves in its folder: metrics.json, curves.png
+    runs          what a run leaves in its folder: metrics.json, curves.png         notebook 11
     train         the training loop that puts the pieces above in order             notebooks 05, 07, 08
     plots         training curves, confusion matrices, image grids                  all
     analysis      attention rollout, mean attention distance, the paper's Fig. 7    notebook 06

@@ -1,4 +1,4 @@
-"""Notebook 05: checkpoints. Writing them so a crash never leaves half a file, reading them so a file never runs code.
+"""Notebooks 05 and 11: checkpoints, written so a crash never leaves half a file, read so a file never runs code.
 
 A checkpoint is a ``torch.save`` zip archive of plain data: a ``format`` marker, the model's
 constructor arguments (``model_config``), the run's settings (``train_config``), the data's

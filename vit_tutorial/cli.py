@@ -203,7 +203,8 @@ def run_train(args) -> int:
         print(f"init: {note}")
     h = result.history
     procs = f" x {result.world_size} processes" if result.world_size > 1 else ""
-    print(f"test accuracy {result.test_accuracy:.4f} after {len(h['epoch'])} epochs, "
+    epochs = len(h["epoch"])
+    print(f"test accuracy {result.test_accuracy:.4f} after {epochs} epoch{'' if epochs == 1 else 's'}, "
           f"{result.train_seconds:.1f} s of training on {result.device}{procs} "
           f"({mean_images_per_second(h):.0f} images/s on average); "
           f"wrote {out}/metrics.json, checkpoint.pt, curves.png")

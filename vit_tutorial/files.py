@@ -1,4 +1,4 @@
-"""Notebook 05 (and 07): the one rule for every file the package writes, and the helper that keeps it.
+"""Notebooks 05 and 11 (and 07): the one rule for every file the package writes, and the helper that keeps it.
 
 Checkpoints, ``metrics.json`` and ``curves.png``, exported weights, ``predict --attention``
 overlays and downloads all go through :class:`OutputFiles`:

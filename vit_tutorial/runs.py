@@ -1,4 +1,4 @@
-"""A run's folder: owned by one run at a time, and what the run leaves there beside its checkpoint.
+"""Notebook 11: a run's folder, owned by one run at a time, and what the run leaves there beside its checkpoint.
 
 ``metrics.json`` says what was trained, on what hardware and library versions, how long it
 took and how well it did, with the history of every epoch; ``curves.png`` draws the history.
