@@ -105,3 +105,65 @@ def test_a_download_error_with_an_empty_message_is_still_one_line(monkeypatch, t
     monkeypatch.setattr(torch.hub, "load_state_dict_from_url", fails)
     with pytest.raises(DataUnavailableError, match=r"could not be downloaded \(OSError: OSError\)"):
         torchvision_vit("vit_b_16")
+
+
+def test_notebook_loader_offline_says_how_to_get_the_weights_without_local_paths(monkeypatch, tmp_path, capsys):
+    import urllib.error
+
+    from vit_tutorial import data as D
+    from vit_tutorial.pretrained import notebook_torchvision_vit
+
+    def offline(*a, **k):
+        print(f"Downloading to {tmp_path}")  # torch.hub's chatter names the local folder
+        raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
+
+    monkeypatch.setattr(D, "DATA_DIR", tmp_path / "data")
+    monkeypatch.setattr(D, "DOWNLOAD_DIR", tmp_path / "data" / "downloads")
+    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", offline)
+    model, categories, message = notebook_torchvision_vit("vit_b_16")
+    assert model is None and categories is None
+    assert capsys.readouterr().out == ""
+    assert "python -m vit_tutorial download" in message and "vit_b_16-c867db91.pth" in message
+    assert "into data/downloads/weights." in message
+    assert str(tmp_path) not in message and "Errno" not in message and "URLError" not in message
+
+
+def test_notebook_loader_says_when_the_file_is_there_but_unreadable(monkeypatch, tmp_path):
+    from vit_tutorial import data as D
+    from vit_tutorial.pretrained import notebook_torchvision_vit
+
+    def unreadable(*a, **k):
+        raise RuntimeError("invalid load key")
+
+    monkeypatch.setattr(D, "DATA_DIR", tmp_path / "data")
+    monkeypatch.setattr(D, "DOWNLOAD_DIR", tmp_path / "data" / "downloads")
+    (tmp_path / "data" / "downloads" / "weights").mkdir(parents=True)
+    (tmp_path / "data" / "downloads" / "weights" / "vit_b_16-c867db91.pth").write_bytes(b"not a checkpoint")
+    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", unreadable)
+    model, _, message = notebook_torchvision_vit("vit_b_16")
+    assert model is None
+    assert message == ("vit_b_16-c867db91.pth is in data/downloads/weights but could not be loaded: delete it, "
+                       "then run `python -m vit_tutorial download` again while online.")
+
+
+def test_notebook_loader_returns_the_model_and_keeps_download_chatter_out(monkeypatch, tmp_path, capsys):
+    import sys
+
+    from vit_tutorial import data as D
+    from vit_tutorial.pretrained import notebook_torchvision_vit
+
+    ref = perturbed(tv.models.vit_b_16())
+
+    def from_disk(url, model_dir, **k):
+        print(f"Downloading: {url} to {model_dir}", file=sys.stderr)
+        return ref.state_dict()
+
+    monkeypatch.setattr(D, "DOWNLOAD_DIR", tmp_path / "downloads")
+    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", from_disk)
+    model, categories, message = notebook_torchvision_vit("vit_b_16")
+    out = capsys.readouterr()
+    assert out.out == "" and out.err == ""
+    assert isinstance(model, ViT) and len(categories) == 1000
+    assert message == "ImageNet weights loaded: vit_b_16 as a ViT with 86,567,656 parameters, 1000 classes"
+    with pytest.raises(ValueError, match="unknown torchvision ViT 'vit_s_16'"):
+        notebook_torchvision_vit("vit_s_16")

@@ -9,6 +9,8 @@ works on it too.
 """
 from __future__ import annotations
 
+import contextlib
+import io
 from pathlib import Path
 
 import torch
@@ -60,6 +62,44 @@ def torchvision_vit(name: str = "vit_b_16", pretrained: bool = True,
     model = builder()
     model.load_state_dict(state)
     return from_torchvision(model.eval()), list(weights.meta["categories"])
+
+
+def notebook_torchvision_vit(name: str = "vit_b_16") -> tuple[ViT | None, list[str] | None, str]:
+    """:func:`torchvision_vit` for a notebook: ``(model, class names, line to print)``, or ``(None, None, why)``.
+
+    A notebook's saved output is read by others (on GitHub, in the docs), so this keeps out of it
+    what only describes the machine that ran it: torch.hub's download messages, which name the
+    local folder, and the network error of an offline run. Instead of raising when the weights
+    are missing, it returns ``None`` and a short text that says how to get them, with the folder
+    shown relative to the project (or to ``~``), so the notebook can skip what needs them.
+    """
+    import torchvision.models as tvm
+
+    if name not in TORCHVISION_VITS:
+        raise ValueError(f"unknown torchvision ViT {name!r}; choose one of: {', '.join(TORCHVISION_VITS)}")
+    chatter = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(chatter), contextlib.redirect_stderr(chatter):
+            model, categories = torchvision_vit(name)
+    except DataUnavailableError:
+        url = tvm.get_model_weights(name).IMAGENET1K_V1.url
+        filename, folder = url.rsplit("/", 1)[-1], weights_dir()
+        if (folder / filename).is_file():
+            return None, None, (f"{filename} is in {_shown(folder)} but could not be loaded: delete it, then run "
+                                "`python -m vit_tutorial download` again while online.")
+        return None, None, (f"The ImageNet weights of {name} are not here, so the cells that need them skip.\n"
+                            "To get them: run `python -m vit_tutorial download` once while online, open this "
+                            f"notebook in Colab, or put {filename} from {url} into {_shown(folder)}.")
+    n = sum(p.numel() for p in model.parameters())
+    return model, categories, f"ImageNet weights loaded: {name} as a ViT with {n:,} parameters, {len(categories)} classes"
+
+
+def _shown(path: Path) -> str:
+    """``path`` as a reader of someone else's notebook should see it: relative to the project, or to ``~``."""
+    for base, prefix in ((data.DATA_DIR.parent, ""), (Path.home(), "~/")):
+        with contextlib.suppress(ValueError):
+            return prefix + path.relative_to(base).as_posix()
+    return str(path)
 
 
 def from_torchvision(model: nn.Module) -> ViT:
