@@ -96,3 +96,34 @@ def test_rungs_after_a_skipped_bf16_rung_run_in_fp32(monkeypatch):
     monkeypatch.setattr(speed, "cpu_supports_bf16", lambda: True)
     speed._rung_step(4, cfg, batches, dev, None)()
     assert seen[-1] is torch.bfloat16
+
+
+def test_cpu_ladder_is_fp32_uses_each_rungs_threads_and_batch_and_gives_verdicts(monkeypatch):
+    """The CPU ladder: no autocast on any rung, 1 thread until rung 4, batch 256 only at rung 5."""
+    import vit_tutorial.speed as speed
+    seen = []
+    real_step = speed.train_step
+
+    def spy(model, opt, x, y, **kw):
+        seen.append((kw.get("amp_dtype"), torch.get_num_threads(), len(x)))
+        return real_step(model, opt, x, y, **kw)
+
+    monkeypatch.setattr(speed, "train_step", spy)
+    monkeypatch.setattr(speed.torch, "compile", lambda model, **kw: model)  # the rungs' logic, without compiling
+    before = torch.get_num_threads()
+    rows = speed.cpu_ladder(steps=1, rounds=2, warmup=1, n_images=512)
+    assert torch.get_num_threads() == before  # given back as it was
+    assert [r["name"] for r in rows] == list(speed.CPU_RUNGS)
+    assert {amp for amp, _, _ in seen} == {None}
+    assert [(r["threads"], r["batch_size"]) for r in rows] == [(1, 64)] * 4 + [(before, 64), (before, 256)]
+    assert {(t, b) for _, t, b in seen} == {(1, 64), (before, 64), (before, 256)}
+    assert rows[0]["verdict"] is None and rows[0]["speedup"] == 1.0
+    assert all(r["verdict"] in ("faster", "slower", "within the spread") for r in rows[1:])
+    assert all(r["images_per_second"] > 0 and len(r["all"]) == 2 for r in rows)
+
+
+def test_cpu_ladder_without_compile_says_which_rungs_it_skipped():
+    from vit_tutorial.speed import cpu_ladder
+    rows = cpu_ladder(steps=1, rounds=1, warmup=1, n_images=256, compile=False)
+    assert [r["images_per_second"] is None for r in rows] == [False, False, True, True, True, True]
+    assert rows[2]["skipped"] == "compiled rungs off (compile=False)" and rows[1]["verdict"] is not None

@@ -27,6 +27,7 @@
     speed         the fast path, one measured rung at a time                        notebook 09
     cnn           a small residual CNN to compare with; the one-pixel shift probe   notebook 10
     distill       DeiT: a distillation token that learns from a CNN teacher         notebook 10
+    datasize      the data-size experiment: budgets chosen on validation, runs probed notebook 10
     exercises     checkers for the exercises: instant, specific feedback            notebooks 01-07, 10
     validate      the argument checks every public entry point shares
     notebook      smoke mode (VIT_TUTORIAL_SMOKE=1) and the one-line device report  all

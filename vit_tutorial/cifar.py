@@ -1,6 +1,6 @@
 """Notebook 05 on a GPU: CIFAR-10, downloaded once, checked, and read without trusting the files.
 
-The official archive (163 MB) is downloaded into the downloads folder (``vit_tutorial.data.DOWNLOAD_DIR``,
+The official archive (170.5 MB, 163 MiB) is downloaded into the downloads folder (``vit_tutorial.data.DOWNLOAD_DIR``,
 see :mod:`vit_tutorial.locations`), or put there by hand, and must match its published MD5 either way. It is extracted into a temporary folder
 and moved into place only when complete; each pickled batch is read by a restricted unpickler
 within a size cap and checked (uint8 rows of 3,072 pixels, one label from 0 to 9 per image), so a
@@ -180,7 +180,7 @@ def _download_cifar10(root: Path) -> None:
 
 
 def load_cifar10(root: str | Path | None = None, download: bool = True) -> ImageData:
-    """CIFAR-10 as uint8 tensors; downloads (163 MB) into ``root`` if it is not there yet."""
+    """CIFAR-10 as uint8 tensors; downloads (170.5 MB) into ``root`` if it is not there yet."""
     root = Path(root) if root else find_data()[1]
     folder = root / "cifar-10-batches-py"
     if folder.is_dir() and (missing := [n for n in CIFAR10_BATCHES if not (folder / n).is_file()]):

@@ -164,4 +164,72 @@ def accuracy_check(device: str | None = None, epochs: int = 36, seed: int = 0, d
     return out
 
 
-__all__ = ["RUNGS", "fast_path", "accuracy_check"]
+#: The CPU ladder: fp32 throughout (a CPU without native bf16 only emulates it), one change per rung.
+CPU_RUNGS = ("einsum attention, fp32, 1 thread, batch 64", "+ fused attention (SDPA)", "+ torch.compile",
+             "+ fused AdamW", "+ every thread", "+ batch 256")
+
+
+def cpu_ladder(model_preset: str = "digits", steps: int = 5, rounds: int = 5, warmup: int = 2,
+               compile: bool = True, n_images: int = 2048) -> list[dict]:
+    """Training images/s of the CPU ladder (``CPU_RUNGS``) in fp32, timed round-robin like :func:`fast_path`.
+
+    Why a second ladder: the GPU ladder's rungs are what a GPU needs; on a CPU the questions are which
+    kernels, how many threads and how large a batch. Rung 4 uses every thread PyTorch had when this was
+    called. ``compile=False`` skips the compiled rungs (2 to 5; they say so), for quick smoke runs.
+    Returns one dict per rung like :func:`fast_path`, plus ``threads`` and ``batch_size``, and
+    ``verdict``: "faster", "slower" or "within the spread" against the rung before it ("faster" only
+    when every round of it beat every round of that rung).
+    """
+    every = torch.get_num_threads()
+    cfg = preset_kwargs(model_preset)
+    plan = [dict(sdpa=r >= 1, compiled=r >= 2, fused=r >= 3, threads=every if r >= 4 else 1, batch=256 if r >= 5 else 64)
+            for r in range(len(CPU_RUNGS))]
+    results, fns = [], {}
+    try:
+        for r, p in enumerate(plan):
+            skipped = None if compile or not p["compiled"] else "compiled rungs off (compile=False)"
+            results.append({"rung": r, "name": CPU_RUNGS[r], "images_per_second": None, "skipped": skipped,
+                            "threads": p["threads"], "batch_size": p["batch"]})
+            if skipped is None:
+                fns[r] = _cpu_step(cfg, _Batches.make(cfg, n_images, p["batch"], torch.device("cpu")), **p)
+                for _ in range(warmup):  # compiles here, with the rung's own thread count
+                    fns[r]()
+        rates = {r: [] for r in fns}
+        for _ in range(rounds):
+            for r, step in fns.items():
+                t0 = time.perf_counter()
+                for _ in range(steps):
+                    step()
+                rates[r].append(steps * plan[r]["batch"] / (time.perf_counter() - t0))
+    finally:
+        torch.set_num_threads(every)
+    prev = None
+    for row in results:
+        if row["rung"] in rates:
+            row["all"] = rates[row["rung"]]
+            row["images_per_second"] = statistics.median(row["all"])
+            row["speedup"] = row["images_per_second"] / results[0]["images_per_second"]
+            row["verdict"] = None if prev is None else ("faster" if min(row["all"]) > max(prev["all"]) else
+                                                        "slower" if max(row["all"]) < min(prev["all"]) else
+                                                        "within the spread")
+            prev = row
+    return results
+
+
+def _cpu_step(cfg: dict, batches: _Batches, sdpa: bool, compiled: bool, fused: bool, threads: int, batch: int):
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    model = ViT(**{**cfg, "attn_impl": "sdpa" if sdpa else "einsum"}).train()
+    fn = torch.compile(model) if compiled else model
+    opt = torch.optim.AdamW(param_groups(model, 0.05), lr=1e-4, fused=fused or None, foreach=None if fused else True)
+    mean, std = (0.5,) * model.channels, (0.25,) * model.channels
+    count = iter(range(1 << 62))
+
+    def step():
+        torch.set_num_threads(threads)  # round-robin: each rung runs with its own thread count
+        xb, yb = batches.get(next(count), False, torch.device("cpu"))
+        train_step(fn, opt, normalize(xb, mean, std), yb)
+    return step
+
+
+__all__ = ["RUNGS", "CPU_RUNGS", "fast_path", "cpu_ladder", "accuracy_check"]
