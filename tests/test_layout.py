@@ -161,3 +161,15 @@ def test_no_module_of_the_package_imports_in_a_cycle():
             visit(name, [name])
     assert graph["data"] >= {"cifar", "images"}  # the walk sees the imports it must
     assert not cycles, cycles
+
+
+def test_committed_notebooks_keep_their_figures():
+    """A cell that always draws (an unindented plt.show()) must carry its picture in the committed notebook:
+    executing with a non-inline backend (MPLBACKEND=Agg) silently drops every figure a reader would see."""
+    missing = []
+    for path in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")):
+        for i, cell in enumerate(json.loads(path.read_text())["cells"]):
+            draws = cell["cell_type"] == "code" and re.search(r"^plt\.show\(\)", "".join(cell["source"]), re.M)
+            if draws and not any("image/png" in o.get("data", {}) for o in cell.get("outputs", [])):
+                missing.append(f"{path.name} cell {i}")
+    assert not missing, f"cells that draw but hold no figure (re-execute with the inline backend): {missing}"

@@ -119,6 +119,10 @@ def test_cpu_ladder_is_fp32_uses_each_rungs_threads_and_batch_and_gives_verdicts
     assert {(t, b) for _, t, b in seen} == {(1, 64), (before, 64), (before, 256)}
     assert rows[0]["verdict"] is None and rows[0]["speedup"] == 1.0
     assert all(r["verdict"] in ("faster", "slower", "within the spread") for r in rows[1:])
+    for prev, row in zip(rows, rows[1:]):  # paired by round: this rung's speed over the one before, round by round
+        assert row["ratios"] == [a / b for a, b in zip(row["all"], prev["all"])]
+        assert row["verdict"] == ("faster" if min(row["ratios"]) > 1 else "slower" if max(row["ratios"]) < 1
+                                  else "within the spread")
     assert all(r["images_per_second"] > 0 and len(r["all"]) == 2 for r in rows)
 
 

@@ -177,8 +177,10 @@ def cpu_ladder(model_preset: str = "digits", steps: int = 5, rounds: int = 5, wa
     kernels, how many threads and how large a batch. Rung 4 uses every thread PyTorch had when this was
     called. ``compile=False`` skips the compiled rungs (2 to 5; they say so), for quick smoke runs.
     Returns one dict per rung like :func:`fast_path`, plus ``threads`` and ``batch_size``, and
-    ``verdict``: "faster", "slower" or "within the spread" against the rung before it ("faster" only
-    when every round of it beat every round of that rung).
+    ``verdict``: "faster", "slower" or "within the spread" against the rung before it. The rounds are
+    paired: in each round the two rungs ran one right after the other, so a slow spell of a shared machine
+    hits both; "faster" means faster in every round's pair (``ratios``: this rung's speed over the one
+    before, round by round).
     """
     every = torch.get_num_threads()
     cfg = preset_kwargs(model_preset)
@@ -209,9 +211,9 @@ def cpu_ladder(model_preset: str = "digits", steps: int = 5, rounds: int = 5, wa
             row["all"] = rates[row["rung"]]
             row["images_per_second"] = statistics.median(row["all"])
             row["speedup"] = row["images_per_second"] / results[0]["images_per_second"]
-            row["verdict"] = None if prev is None else ("faster" if min(row["all"]) > max(prev["all"]) else
-                                                        "slower" if max(row["all"]) < min(prev["all"]) else
-                                                        "within the spread")
+            row["ratios"] = [] if prev is None else [a / b for a, b in zip(row["all"], prev["all"])]
+            row["verdict"] = None if prev is None else ("faster" if min(row["ratios"]) > 1 else
+                                                        "slower" if max(row["ratios"]) < 1 else "within the spread")
             prev = row
     return results
 
