@@ -131,3 +131,4 @@ def test_cpu_ladder_without_compile_says_which_rungs_it_skipped():
     rows = cpu_ladder(steps=1, rounds=1, warmup=1, n_images=256, compile=False)
     assert [r["images_per_second"] is None for r in rows] == [False, False, True, True, True, True]
     assert rows[2]["skipped"] == "compiled rungs off (compile=False)" and rows[1]["verdict"] is not None
+    assert all(r["verdict"] is None and r["ratios"] == [] for r in rows[2:])  # a skipped rung has no verdict

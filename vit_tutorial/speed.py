@@ -191,7 +191,7 @@ def cpu_ladder(model_preset: str = "digits", steps: int = 5, rounds: int = 5, wa
         for r, p in enumerate(plan):
             skipped = None if compile or not p["compiled"] else "compiled rungs off (compile=False)"
             results.append({"rung": r, "name": CPU_RUNGS[r], "images_per_second": None, "skipped": skipped,
-                            "threads": p["threads"], "batch_size": p["batch"]})
+                            "threads": p["threads"], "batch_size": p["batch"], "verdict": None, "ratios": []})
             if skipped is None:
                 fns[r] = _cpu_step(cfg, _Batches.make(cfg, n_images, p["batch"], torch.device("cpu")), **p)
                 for _ in range(warmup):  # compiles here, with the rung's own thread count
