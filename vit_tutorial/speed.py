@@ -76,23 +76,38 @@ class _Batches:
 
 def _rung_step(rung: int, cfg: dict, batches: _Batches, device: torch.device, compile_mode: str | None):
     """A zero-argument function that runs one training step with everything up to ``rung`` switched on."""
-    torch.manual_seed(0)
-    model = ViT(**{**cfg, "attn_impl": "einsum" if rung < 1 else "sdpa"}).to(device).train()
-    fn = torch.compile(model, mode=compile_mode) if rung >= 3 else model
-    fused = rung >= 4
-    opt = torch.optim.AdamW(param_groups(model, 0.05), lr=1e-4, fused=fused or None, foreach=None if fused else True)
     # bf16 from rung 2 on, but only where rung 2 runs: a rung skipped here must not change the ones after it
     dtype = torch.bfloat16 if rung >= 2 and _skip_reason(2, device) is None else None
+    return _step_fn(cfg, batches, device, sdpa=rung >= 1, compiled=rung >= 3, fused=rung >= 4, amp_dtype=dtype,
+                    on_device=rung >= 5, compile_mode=compile_mode)
+
+
+def _step_fn(cfg: dict, batches: _Batches, device: torch.device, sdpa: bool, compiled: bool, fused: bool,
+             amp_dtype=None, on_device: bool = False, compile_mode: str | None = None, threads: int | None = None):
+    """One training step of a fresh seeded ViT, with the choices of a rung of either ladder.
+
+    ``threads``: set before building and before every step (the CPU ladder's rungs differ in it, and
+    they take turns); None leaves PyTorch's setting alone.
+    """
+    if threads is not None:
+        torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    model = ViT(**{**cfg, "attn_impl": "sdpa" if sdpa else "einsum"}).to(device).train()
+    fn = torch.compile(model, mode=compile_mode) if compiled else model
+    opt = torch.optim.AdamW(param_groups(model, 0.05), lr=1e-4, fused=fused or None, foreach=None if fused else True)
     mean, std = (0.5,) * model.channels, (0.25,) * model.channels
     count = iter(range(1 << 62))
 
     def step():
-        xb, yb = batches.get(next(count), rung >= 5, device)
-        train_step(fn, opt, normalize(xb, mean, std), yb, amp_dtype=dtype)
+        if threads is not None:
+            torch.set_num_threads(threads)
+        xb, yb = batches.get(next(count), on_device, device)
+        train_step(fn, opt, normalize(xb, mean, std), yb, amp_dtype=amp_dtype)
     return step
 
 
-def _time_round_robin(steps_fns: dict, steps: int, rounds: int, batch_size: int, device: torch.device) -> dict:
+def _time_round_robin(steps_fns: dict, steps: int, rounds: int, batch_sizes: dict, device: torch.device) -> dict:
+    """images/s of each step function per round; ``batch_sizes``: the images of one step, per rung."""
     def sync():
         if device.type == "cuda":
             torch.cuda.synchronize()
@@ -105,7 +120,7 @@ def _time_round_robin(steps_fns: dict, steps: int, rounds: int, batch_size: int,
             for _ in range(steps):
                 step()
             sync()
-            rates[r].append(steps * batch_size / (time.perf_counter() - t0))
+            rates[r].append(steps * batch_sizes[r] / (time.perf_counter() - t0))
     return rates
 
 
@@ -128,7 +143,7 @@ def fast_path(device: str | torch.device = "cpu", model_preset: str = "cifar10",
             steps_fns[r] = _rung_step(r, cfg, batches, device, compile_mode)
             for _ in range(warmup):
                 steps_fns[r]()
-    rates = _time_round_robin(steps_fns, steps, rounds, batch_size, device)
+    rates = _time_round_robin(steps_fns, steps, rounds, {r: batch_size for r in steps_fns}, device)
     base = statistics.median(rates[rungs[0]]) if rungs[0] in rates else None
     for row in results:
         if row["rung"] in rates:
@@ -193,16 +208,12 @@ def cpu_ladder(model_preset: str = "digits", steps: int = 5, rounds: int = 5, wa
             results.append({"rung": r, "name": CPU_RUNGS[r], "images_per_second": None, "skipped": skipped,
                             "threads": p["threads"], "batch_size": p["batch"], "verdict": None, "ratios": []})
             if skipped is None:
-                fns[r] = _cpu_step(cfg, _Batches.make(cfg, n_images, p["batch"], torch.device("cpu")), **p)
+                cpu = torch.device("cpu")
+                fns[r] = _step_fn(cfg, _Batches.make(cfg, n_images, p["batch"], cpu), cpu, p["sdpa"], p["compiled"],
+                                  p["fused"], threads=p["threads"])
                 for _ in range(warmup):  # compiles here, with the rung's own thread count
                     fns[r]()
-        rates = {r: [] for r in fns}
-        for _ in range(rounds):
-            for r, step in fns.items():
-                t0 = time.perf_counter()
-                for _ in range(steps):
-                    step()
-                rates[r].append(steps * plan[r]["batch"] / (time.perf_counter() - t0))
+        rates = _time_round_robin(fns, steps, rounds, {r: plan[r]["batch"] for r in fns}, torch.device("cpu"))
     finally:
         torch.set_num_threads(every)
     prev = None
@@ -216,22 +227,6 @@ def cpu_ladder(model_preset: str = "digits", steps: int = 5, rounds: int = 5, wa
                                                         "slower" if max(row["ratios"]) < 1 else "within the spread")
             prev = row
     return results
-
-
-def _cpu_step(cfg: dict, batches: _Batches, sdpa: bool, compiled: bool, fused: bool, threads: int, batch: int):
-    torch.set_num_threads(threads)
-    torch.manual_seed(0)
-    model = ViT(**{**cfg, "attn_impl": "sdpa" if sdpa else "einsum"}).train()
-    fn = torch.compile(model) if compiled else model
-    opt = torch.optim.AdamW(param_groups(model, 0.05), lr=1e-4, fused=fused or None, foreach=None if fused else True)
-    mean, std = (0.5,) * model.channels, (0.25,) * model.channels
-    count = iter(range(1 << 62))
-
-    def step():
-        torch.set_num_threads(threads)  # round-robin: each rung runs with its own thread count
-        xb, yb = batches.get(next(count), False, torch.device("cpu"))
-        train_step(fn, opt, normalize(xb, mean, std), yb)
-    return step
 
 
 __all__ = ["RUNGS", "CPU_RUNGS", "fast_path", "cpu_ladder", "accuracy_check"]
